@@ -1,0 +1,229 @@
+/**
+ * qgate's own kernels for the TF.js wasm backend, which is what runs where the native TensorFlow
+ * binary cannot be installed. TF.js 4.22's wasm backend cannot train as shipped:
+ *
+ * - It has no `Conv2DBackpropFilter`, so the gradient of any conv layer throws.
+ * - Its `BatchMatMul` with `transposeA`/`transposeB` leaves XNNPACK's fast path for a naive loop
+ *   (measured here: 13 ms against 0.9 ms for 64×784·784×128), and every dense layer's gradient
+ *   uses exactly those transposed forms.
+ * - Its `Conv2DBackpropInput` (the input gradient of conv2d, and the forward pass of
+ *   conv2dTranspose) is a direct loop, 9× slower than the forward conv of the same size.
+ *
+ * qgate's kernels are an im2col / col2im pass over the wasm heap plus one untransposed XNNPACK
+ * matmul each. The results equal the cpu backend's to float32 rounding; the tests in
+ * test/wasm-kernels.test.ts hold them to that.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
+
+/** The parts of the wasm backend's class these kernels use (it is not exported with types). */
+type WasmBackend = tf.KernelBackend & {
+  incRef(dataId: tf.DataId): void;
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): tf.TypedArray;
+};
+
+/** Wraps a kernel input as a Tensor owned by the caller's tidy, without stealing the input's reference. */
+function borrow(info: TensorInfo, backend: WasmBackend): tf.Tensor {
+  backend.incRef(info.dataId);
+  return tf.engine().makeTensorFromTensorInfo(info, backend);
+}
+
+/**
+ * Runs `compute` over tensors and returns its result as a TensorInfo the engine can adopt.
+ * The extra reference keeps the data alive after the tidy and the local tensor are gone.
+ */
+function composeKernel(backend: WasmBackend, compute: () => tf.Tensor): TensorInfo {
+  const result = tf.tidy(compute);
+  backend.incRef(result.dataId);
+  const info: TensorInfo = { dataId: result.dataId, shape: result.shape, dtype: result.dtype };
+  result.dispose();
+  return info;
+}
+
+/** The geometry of a 2-D convolution, as TF.js computes it for every backend. */
+type ConvInfo = tf.backend_util.Conv2DInfo;
+
+/**
+ * im2col for NHWC, written transposed: column (b,oh,ow) of the [KH·KW·Ci, N] matrix `out` holds the
+ * input values under the filter at that output position, zero where the window hangs over the
+ * padding. Writing it transposed lets the filter gradient be one untransposed matmul with dy.
+ */
+export function im2colTransposed(x: Float32Array, info: ConvInfo, out: Float32Array): void {
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo } = info;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  const N = B * Ho * Wo;
+  let n = 0;
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < Ho; oh++) {
+      for (let ow = 0; ow < Wo; ow++, n++) {
+        let k = 0;
+        for (let kh = 0; kh < KH; kh++) {
+          const ih = oh * sh + kh - top;
+          for (let kw = 0; kw < KW; kw++) {
+            const iw = ow * sw + kw - left;
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
+              for (let c = 0; c < C; c++, k++) out[k * N + n] = 0;
+            } else {
+              const src = ((b * H + ih) * W + iw) * C;
+              for (let c = 0; c < C; c++, k++) out[k * N + n] = x[src + c]!;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/** col2im for NHWC, the adjoint of im2col: scatter-adds each row's window back into `out`. */
+export function col2im(cols: Float32Array, info: ConvInfo, out: Float32Array): void {
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo } = info;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  out.fill(0);
+  let o = 0;
+  for (let b = 0; b < B; b++) {
+    for (let oh = 0; oh < Ho; oh++) {
+      for (let ow = 0; ow < Wo; ow++) {
+        for (let kh = 0; kh < KH; kh++) {
+          const ih = oh * sh + kh - top;
+          for (let kw = 0; kw < KW; kw++) {
+            const iw = ow * sw + kw - left;
+            if (ih >= 0 && ih < H && iw >= 0 && iw < W) {
+              const dst = ((b * H + ih) * W + iw) * C;
+              for (let c = 0; c < C; c++) out[dst + c]! += cols[o + c]!;
+            }
+            o += C;
+          }
+        }
+      }
+    }
+  }
+}
+
+interface ConvAttrs {
+  strides: [number, number] | number;
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+function convInfo(attrs: ConvAttrs, xShape: number[], filterShape: number[], kernel: string): ConvInfo {
+  if (attrs.dataFormat === 'NCHW') throw new Error(`qgate wasm ${kernel} supports NHWC (channelsLast) only`);
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number], filterShape as [number, number, number, number],
+    attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
+  );
+}
+
+/**
+ * dW = patchesᵀ · dy, one untransposed XNNPACK matmul with the small dy as its right-hand side
+ * (XNNPACK packs the right-hand side on every call). Composing the same thing from stock ops
+ * spent 745 ms of an 850 ms filter gradient in the wasm StridedSlice kernel alone.
+ */
+const conv2dBackpropFilterKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const b = backend as WasmBackend;
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const { filterShape } = attrs as unknown as { filterShape: number[] };
+  const info = convInfo(attrs as unknown as ConvAttrs, x.shape, filterShape, 'Conv2DBackpropFilter');
+  const rows = info.batchSize * info.outHeight * info.outWidth;
+  const K = info.filterHeight * info.filterWidth * info.inChannels;
+  const patchesT = b.makeOutput([K, rows], 'float32');
+  // Views are taken after the allocation: growing wasm memory detaches older views.
+  im2colTransposed(b.typedArrayFromHeap(x) as Float32Array, info, b.typedArrayFromHeap(patchesT) as Float32Array);
+  return composeKernel(b, () => {
+    const p = tf.engine().makeTensorFromTensorInfo(patchesT, b);
+    return tf.matMul(p, borrow(dy, b).reshape([rows, info.outChannels])).reshape(filterShape);
+  });
+};
+
+/**
+ * dx = col2im(dy · Wᵀ), with W reshaped to [KH·KW·Ci, Co]. This is also the forward pass of
+ * conv2dTranspose, so DCGAN generators run through it. The stock wasm kernel is a direct loop
+ * (417 ms for a 64×7×7×128 → 64×14×14×64, 4×4 stride-2 case).
+ */
+const conv2dBackpropInputKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const b = backend as WasmBackend;
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const { inputShape } = attrs as unknown as { inputShape: number[] };
+  const info = convInfo(attrs as unknown as ConvAttrs, inputShape, filter.shape, 'Conv2DBackpropInput');
+  const rows = info.batchSize * info.outHeight * info.outWidth;
+  const K = info.filterHeight * info.filterWidth * info.inChannels;
+  const cols = composeKernel(b, () =>
+    tf.matMul(
+      borrow(dy, b).reshape([rows, info.outChannels]),
+      borrow(filter, b).reshape([K, info.outChannels]),
+      false, true,
+    ));
+  const out = b.makeOutput(inputShape, 'float32');
+  col2im(b.typedArrayFromHeap(cols) as Float32Array, info, b.typedArrayFromHeap(out) as Float32Array);
+  b.disposeData(cols.dataId);
+  return out;
+};
+
+/** The permutation that swaps the last two axes of a rank-r tensor. */
+function swapLastTwo(rank: number): number[] {
+  const perm = [...Array(rank).keys()];
+  [perm[rank - 2], perm[rank - 1]] = [perm[rank - 1]!, perm[rank - 2]!];
+  return perm;
+}
+
+/**
+ * Wraps a wasm matmul kernel so that transposed operands are first transposed explicitly (a fast
+ * memory pass) and the matmul itself always runs untransposed. Explicit transpose + plain matmul
+ * measured 1.0 ms against 13 ms for the transposed kernel at 64×784·784×128.
+ */
+function withExplicitTranspose(original: KernelConfig): KernelFunc {
+  const transposeKernel = tf.getKernel('Transpose', 'wasm');
+  return (args) => {
+    const { inputs, backend, attrs } = args;
+    const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    if (!transposeA && !transposeB) return original.kernelFunc(args);
+    const temporaries: TensorInfo[] = [];
+    const transposed = (t: TensorInfo): TensorInfo => {
+      const out = transposeKernel.kernelFunc({
+        inputs: { x: t }, backend, attrs: { perm: swapLastTwo(t.shape.length) },
+      }) as TensorInfo;
+      temporaries.push(out);
+      return out;
+    };
+    try {
+      return original.kernelFunc({
+        inputs: {
+          ...inputs,
+          a: transposeA ? transposed(inputs.a!) : inputs.a!,
+          b: transposeB ? transposed(inputs.b!) : inputs.b!,
+        },
+        backend,
+        attrs: { ...attrs, transposeA: false, transposeB: false } as NamedAttrMap,
+      });
+    } finally {
+      for (const t of temporaries) (backend as WasmBackend).disposeData(t.dataId);
+    }
+  };
+}
+
+let registered = false;
+
+/**
+ * Registers qgate's wasm kernels. Idempotent; call it after `@tensorflow/tfjs-backend-wasm` has been
+ * imported (which registers the stock kernels this wraps).
+ */
+export function registerQgateWasmKernels(): void {
+  if (registered) return;
+  for (const name of ['BatchMatMul', '_FusedMatMul']) {
+    const original = tf.getKernel(name, 'wasm');
+    if (original === undefined) throw new Error(`wasm kernel ${name} is not registered; import the wasm backend first`);
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({ ...original, kernelFunc: withExplicitTranspose(original) });
+  }
+  for (const [kernelName, kernelFunc] of [
+    ['Conv2DBackpropFilter', conv2dBackpropFilterKernel],
+    ['Conv2DBackpropInput', conv2dBackpropInputKernel],
+  ] as const) {
+    if (tf.getKernel(kernelName, 'wasm') !== undefined) tf.unregisterKernel(kernelName, 'wasm');
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+  }
+  registered = true;
+}

@@ -1,0 +1,128 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.ts';
+
+await initBackend('wasm');
+
+/** A seeded uniform(-1, 1) array, so a failure reproduces. */
+function randomArray(size: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+/** ‖a − b‖ / ‖b‖: elementwise relative error is meaningless where the reference is near zero. */
+function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+/** Runs the same computation on the cpu backend and on wasm (with qgate's kernels) and compares. */
+async function compareWithCpu(
+  shapes: number[][],
+  compute: (...inputs: tf.Tensor[]) => tf.Tensor,
+): Promise<number> {
+  const data = shapes.map((s, i) => randomArray(s.reduce((a, b) => a * b, 1), 17 + 31 * i));
+  const run = async (backend: string): Promise<Float32Array> => {
+    await tf.setBackend(backend);
+    const result = tf.tidy(() => compute(...data.map((d, i) => tf.tensor(d, shapes[i]!))));
+    const values = (await result.data()) as Float32Array;
+    result.dispose();
+    return values;
+  };
+  const expected = await run('cpu');
+  const before = tf.memory().numTensors;
+  const actual = await run('wasm');
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaks on wasm');
+  return relativeError(actual, expected);
+}
+
+const convCases: Array<{ x: number[]; f: number[]; strides: number | [number, number]; pad: 'same' | 'valid' | number }> = [
+  { x: [2, 8, 8, 1], f: [3, 3, 1, 4], strides: 1, pad: 'same' },
+  { x: [3, 9, 7, 2], f: [3, 3, 2, 5], strides: 2, pad: 'same' },
+  { x: [2, 14, 14, 8], f: [4, 4, 8, 16], strides: 2, pad: 'same' },
+  { x: [2, 11, 11, 3], f: [5, 5, 3, 6], strides: 1, pad: 'valid' },
+  { x: [2, 12, 10, 4], f: [3, 2, 4, 3], strides: [2, 3], pad: 'valid' },
+  { x: [1, 7, 7, 2], f: [3, 3, 2, 2], strides: 2, pad: 1 },
+  { x: [4, 28, 28, 1], f: [5, 5, 1, 8], strides: 1, pad: 'same' },
+];
+
+for (const c of convCases) {
+  const label = `x=${c.x} filter=${c.f} strides=${c.strides} pad=${c.pad}`;
+
+  test(`Conv2DBackpropFilter matches the cpu backend for ${label}`, async () => {
+    const err = await compareWithCpu([c.x, c.f], (x, f) => {
+      const dy = tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.strides, c.pad);
+      const dyData = tf.tensor(randomArray(dy.size, 99), dy.shape) as tf.Tensor4D;
+      // The gradient of Σ conv(x, w)·dy with respect to w is exactly Conv2DBackpropFilter(x, dy).
+      return tf.grad((w: tf.Tensor) =>
+        tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad).mul(dyData).sum())(f!);
+    });
+    assert.ok(err < 1e-5, `relative error ${err}`);
+  });
+
+  test(`Conv2DBackpropInput matches the cpu backend for ${label}`, async () => {
+    const err = await compareWithCpu([c.x, c.f], (x, f) => {
+      const dy = tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.strides, c.pad);
+      const dyData = tf.tensor(randomArray(dy.size, 7), dy.shape) as tf.Tensor4D;
+      return tf.conv2dTranspose(dyData, f as tf.Tensor4D, c.x as [number, number, number, number], c.strides, c.pad);
+    });
+    assert.ok(err < 1e-5, `relative error ${err}`);
+  });
+}
+
+const matMulCases: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [
+  { a: [784, 64], b: [784, 128], ta: true, tb: false },
+  { a: [64, 784], b: [128, 784], ta: false, tb: true },
+  { a: [33, 17], b: [9, 33], ta: true, tb: true },
+  { a: [3, 5, 7], b: [3, 5, 4], ta: true, tb: false },
+  { a: [2, 6, 5], b: [1, 4, 5], ta: false, tb: true },
+  { a: [16, 1], b: [16, 1], ta: true, tb: false },
+];
+
+for (const c of matMulCases) {
+  test(`BatchMatMul matches the cpu backend for a=${c.a} b=${c.b} transposeA=${c.ta} transposeB=${c.tb}`, async () => {
+    const err = await compareWithCpu([c.a, c.b], (a, b) => tf.matMul(a!, b!, c.ta, c.tb));
+    assert.ok(err < 1e-5, `relative error ${err}`);
+  });
+}
+
+test('The fused matmul with bias and activation matches the cpu backend with transposed operands', async () => {
+  const err = await compareWithCpu([[20, 12], [7, 20], [7]], (a, b, bias) =>
+    tf.fused.matMul({ a: a as tf.Tensor2D, b: b as tf.Tensor2D, transposeA: true, transposeB: true, bias, activation: 'relu' }));
+  assert.ok(err < 1e-5, `relative error ${err}`);
+});
+
+test('A small convnet trains on wasm: the loss falls and no tensors leak', async () => {
+  await tf.setBackend('wasm');
+  const model = tf.sequential({
+    layers: [
+      tf.layers.conv2d({ inputShape: [8, 8, 1], filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
+      tf.layers.conv2dTranspose({ filters: 1, kernelSize: 3, strides: 2, padding: 'same', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
+    ],
+  });
+  const x = tf.tensor4d(randomArray(16 * 64, 5), [16, 8, 8, 1]);
+  const optimizer = tf.train.adam(0.01);
+  const lossOf = () => tf.losses.meanSquaredError(x, model.predict(x) as tf.Tensor) as tf.Scalar;
+  const first = tf.tidy(() => lossOf().dataSync()[0]!);
+  optimizer.minimize(lossOf, true)!.dispose();
+  const afterOne = tf.memory().numTensors;
+  for (let i = 0; i < 30; i++) optimizer.minimize(lossOf, true)!.dispose();
+  assert.equal(tf.memory().numTensors, afterOne, 'steady state: each step frees what it makes');
+  const last = tf.tidy(() => lossOf().dataSync()[0]!);
+  assert.ok(last < first * 0.8, `loss ${first} -> ${last}`);
+  x.dispose();
+  model.dispose();
+  optimizer.dispose();
+});
