@@ -19,6 +19,7 @@ import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 
 import { loadMnist } from '../src/data/mnist.ts';
+import { fillGaussian, mulberry32 } from '../src/random.ts';
 import { NOISE_ESTIMATOR_NAMES, noiseEstimators, type NoiseEstimatorName } from '../src/quality/noise.ts';
 
 export const NOISE_BENCH_SIGMAS = [0, 0.02, 0.05, 0.1, 0.2, 0.3] as const;
@@ -40,30 +41,12 @@ export interface NoiseBenchmarkOptions {
   seed: number;
   /** Images per estimator call (default 500). */
   chunk?: number;
-}
-
-/** mulberry32: a small, fast, seeded 32-bit PRNG with uniform output in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Fills `out` with standard normal samples (Box–Muller, both outputs used). */
-export function fillGaussian(out: Float32Array, rand: () => number): Float32Array {
-  for (let i = 0; i < out.length; i += 2) {
-    const u = 1 - rand(); // (0, 1]: log is finite
-    const v = rand();
-    const r = Math.sqrt(-2 * Math.log(u));
-    out[i] = r * Math.cos(2 * Math.PI * v);
-    if (i + 1 < out.length) out[i + 1] = r * Math.sin(2 * Math.PI * v);
-  }
-  return out;
+  /**
+   * `grid` (default): every digit at every σ of NOISE_BENCH_SIGMAS, the issue's protocol.
+   * `continuous`: as many images, each with its own σ ~ U[0, 0.3]; without tied true σ, Spearman
+   * can reach 1 and so measures ordering finely.
+   */
+  sigmas?: 'grid' | 'continuous';
 }
 
 /** Ranks 1..n, ties get the average of the ranks they span. */
@@ -123,7 +106,7 @@ export function spearmanCeiling(trueSigma: ArrayLike<number>, zeroGroupTied = fa
 }
 
 /** The clean digits and the noisy benchmark images, with the true σ of each. */
-export function makeNoisyMnist(count: number, seed: number): { images: Float32Array; sigmas: Float32Array } {
+export function makeNoisyMnist(count: number, seed: number, mode: 'grid' | 'continuous' = 'grid'): { images: Float32Array; sigmas: Float32Array } {
   const mnist = loadMnist('test', { limit: count });
   const px = mnist.height * mnist.width;
   const n = mnist.count;
@@ -134,15 +117,18 @@ export function makeNoisyMnist(count: number, seed: number): { images: Float32Ar
   NOISE_BENCH_SIGMAS.forEach((sigma, level) => {
     fillGaussian(noise, rand);
     const offset = level * n * px;
-    for (let i = 0; i < n * px; i++) images[offset + i] = (mnist.images[i] as number) + sigma * (noise[i] as number);
-    sigmas.fill(sigma, level * n, (level + 1) * n);
+    for (let d = 0; d < n; d++) {
+      const s = mode === 'grid' ? sigma : 0.3 * rand();
+      sigmas[level * n + d] = s;
+      for (let i = d * px; i < (d + 1) * px; i++) images[offset + i] = (mnist.images[i] as number) + s * (noise[i] as number);
+    }
   });
   return { images, sigmas };
 }
 
 export async function runNoiseBenchmark(opts: NoiseBenchmarkOptions): Promise<NoiseBenchmarkRow[]> {
   const chunk = opts.chunk ?? 500;
-  const { images, sigmas } = makeNoisyMnist(opts.count, opts.seed);
+  const { images, sigmas } = makeNoisyMnist(opts.count, opts.seed, opts.sigmas);
   const total = sigmas.length;
   const side = 28;
   const px = side * side;
@@ -160,7 +146,7 @@ export async function runNoiseBenchmark(opts: NoiseBenchmarkOptions): Promise<No
     const msPerImage = (performance.now() - started) / total;
     let absErr = 0;
     for (let i = 0; i < total; i++) absErr += Math.abs((estimate[i] as number) - (sigmas[i] as number));
-    const bySigma = NOISE_BENCH_SIGMAS.map((sigma) => {
+    const bySigma = opts.sigmas === 'continuous' ? [] : NOISE_BENCH_SIGMAS.map((sigma) => {
       let sum = 0;
       let err = 0;
       let n = 0;

@@ -28,20 +28,14 @@ export function shuffledIndices(n: number, rng: () => number): Int32Array {
   return out;
 }
 
-/** Standard normal samples (Box–Muller), for reproducible synthetic noise. */
-export function gaussian(rng: () => number): () => number {
-  let spare: number | undefined;
-  return () => {
-    if (spare !== undefined) {
-      const s = spare;
-      spare = undefined;
-      return s;
-    }
-    let u = 0;
-    while (u === 0) u = rng();
-    const v = rng();
+/** Fills `out` with standard normal samples (Box–Muller, both outputs used). */
+export function fillGaussian(out: Float32Array, rand: () => number): Float32Array {
+  for (let i = 0; i < out.length; i += 2) {
+    const u = 1 - rand(); // (0, 1]: log is finite
+    const v = rand();
     const r = Math.sqrt(-2 * Math.log(u));
-    spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  };
+    out[i] = r * Math.cos(2 * Math.PI * v);
+    if (i + 1 < out.length) out[i + 1] = r * Math.sin(2 * Math.PI * v);
+  }
+  return out;
 }

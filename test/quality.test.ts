@@ -11,7 +11,7 @@ import { buildLeNet, extractorFromModel, loadExtractor, LENET_FEATURE_LAYER } fr
 import { createQuality } from '../src/quality/index.ts';
 import { buildReference, loadReference, referenceFromBuilt, saveReference, tensorsFrom } from '../src/quality/reference.ts';
 import { kthNearestDistance, normalize, realismScore, softNormalize } from '../src/quality/score.ts';
-import { gaussian, mulberry32 } from '../src/random.ts';
+import { fillGaussian, mulberry32 } from '../src/random.ts';
 
 await initBackend('wasm');
 
@@ -31,8 +31,8 @@ function batchOf(pixels: Float32Array, n: number): tf.Tensor4D {
 }
 
 function noisy(pixels: Float32Array, sigma: number, seed: number): Float32Array {
-  const g = gaussian(mulberry32(seed));
-  return pixels.map((v) => v + sigma * g());
+  const noise = fillGaussian(new Float32Array(pixels.length), mulberry32(seed));
+  return pixels.map((v, i) => v + sigma * noise[i]!);
 }
 
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
