@@ -7,9 +7,10 @@
  * Writes are atomic: everything goes into a temporary sibling folder which is then renamed, so a
  * reader never sees half a model.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { writeDirAtomically } from '../atomic-dir.ts';
 import { QgateError } from '../errors.ts';
 
 const MODEL_JSON = 'model.json';
@@ -102,11 +103,7 @@ export async function saveLayersModel(
   extraFiles: Record<string, unknown> = {},
   options: { replace?: boolean } = {},
 ): Promise<void> {
-  const parent = path.dirname(path.resolve(dir));
-  await mkdir(parent, { recursive: true });
-  const tmp = path.join(parent, `.${path.basename(dir)}.tmp-${process.pid}-${Date.now()}`);
-  await mkdir(tmp);
-  try {
+  await writeDirAtomically(dir, async (tmp) => {
     await model.save(tf.io.withSaveHandler(async (artifacts) => {
       const weightData = artifacts.weightData === undefined
         ? new Uint8Array(0)
@@ -126,10 +123,5 @@ export async function saveLayersModel(
     for (const [name, value] of Object.entries(extraFiles)) {
       await writeFile(path.join(tmp, name), JSON.stringify(value, null, 2) + '\n');
     }
-    if (options.replace) await rm(dir, { recursive: true, force: true });
-    await rename(tmp, dir);
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  }, options);
 }

@@ -18,9 +18,10 @@
  * The manifest holds SHA-256 checksums of both and they are checked on load.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { writeDirAtomically } from '../atomic-dir.ts';
 import { QgateError } from '../errors.ts';
 import { mulberry32 } from '../random.ts';
 import type { FeatureExtractor } from './extractor.ts';
@@ -211,20 +212,11 @@ export function buildReference(
 
 /** Writes a reference set atomically (temporary folder, then rename). */
 export async function saveReference(dir: string, built: BuiltReference, extraManifest: Record<string, unknown> = {}): Promise<void> {
-  const parent = path.dirname(path.resolve(dir));
-  await mkdir(parent, { recursive: true });
-  const tmp = path.join(parent, `.${path.basename(dir)}.tmp-${process.pid}-${Date.now()}`);
-  await mkdir(tmp);
-  try {
+  await writeDirAtomically(dir, async (tmp) => {
     await writeFile(path.join(tmp, FEATURES_FILE), bytesOf(built.features));
     await writeFile(path.join(tmp, RADII_FILE), bytesOf(built.radii));
     await writeFile(path.join(tmp, 'manifest.json'), JSON.stringify({ ...built.manifest, ...extraManifest }, null, 2) + '\n');
-    await rm(dir, { recursive: true, force: true });
-    await rename(tmp, dir);
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  }, { replace: true });
 }
 
 async function readChecked(dir: string, file: string, expectedBytes: number, expectedSha: string): Promise<Float32Array> {

