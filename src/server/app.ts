@@ -126,7 +126,10 @@ export function create(config: Config, overrides: AppOverrides = {}): QgateApp {
       const httpClosed = httpServer.listening
         ? new Promise<void>((resolve) => httpServer.close(() => resolve()))
         : Promise.resolve();
+      // Keep-alive connections become idle as their last response ends; close them as they do.
+      const idleSweep = setInterval(() => httpServer.closeIdleConnections(), 50);
       httpServer.closeIdleConnections();
+      void httpClosed.then(() => clearInterval(idleSweep));
       const grpcClosed = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
       const drained = await withTimeout(Promise.all([httpClosed, grpcClosed, service.idle()]), timeout);
       if (drained === 'timeout') {
@@ -135,6 +138,7 @@ export function create(config: Config, overrides: AppOverrides = {}): QgateApp {
         httpServer.closeAllConnections();
         grpcServer.forceShutdown();
       }
+      clearInterval(idleSweep);
       try {
         await generators.stop();
         ownedQuality?.dispose();
