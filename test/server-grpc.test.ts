@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import type { GenerateResponse__Output } from '../src/generated/qgate/v1/GenerateResponse.ts';
 import type { ScoreResponse__Output } from '../src/generated/qgate/v1/ScoreResponse.ts';
 import type { ScoreStreamResponse__Output } from '../src/generated/qgate/v1/ScoreStreamResponse.ts';
-import { bombPngHeader, digitPng, noisePng, startApp, type Running } from './server-fixture.ts';
+import { bombPngHeader, digitPng, eventually, metricValue, noisePng, startApp, type Running } from './server-fixture.ts';
 
 let s: Running;
 before(async () => {
@@ -143,6 +143,11 @@ test('Should honour the deadline with DEADLINE_EXCEEDED', async () => {
     s.client.Generate({ n: 64, tau: 0.001 }, { deadline: Date.now() + 30 }, (err, res) => (err ? reject(err) : resolve(res)));
   }));
   assert.equal(code, grpc.status.DEADLINE_EXCEEDED);
+  // The server gives up too (between model batches), rather than finishing work nobody waits for.
+  await eventually(async () => {
+    const text = await (await fetch(`${s.base}/metrics`)).text();
+    return (metricValue(text, 'qgate_requests_total{transport="grpc",method="Generate",code="DEADLINE_EXCEEDED"}') ?? 0) >= 1;
+  }, 10_000, 'the server to count the deadline');
 });
 
 test('Should serve grpc.health.v1 and server reflection', async () => {

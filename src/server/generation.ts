@@ -121,6 +121,9 @@ export class GenerationCore {
       let attempts = 0;
       let kept = 0;
       while (kept < p.n && attempts < bound) {
+        // TF.js on wasm resolves data() without a macrotask turn, so without this a long call
+        // would starve timers (deadlines) and other requests until it ends.
+        await new Promise((r) => setImmediate(r));
         if (signal?.aborted) throw abortError(signal);
         const size = Math.min(this.config.maxBatchSize, p.tau === undefined ? p.n - kept : bound - attempts);
         const images = tf.tidy(() => g.sample(g.latent(size, rand)));

@@ -74,7 +74,11 @@ function callSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWr
   const timer = Number.isFinite(ms)
     ? setTimeout(() => ac.abort(new QgateError('DEADLINE_EXCEEDED', 'the call deadline passed')), Math.max(0, ms))
     : undefined;
-  (call as NodeJS.EventEmitter).on('cancelled', () => ac.abort(new QgateError('CANCELLED', 'the client cancelled the call')));
+  // grpc-js reports a passed deadline as 'cancelled' too (often before our timer): tell them apart.
+  const at = Date.now() + ms;
+  (call as NodeJS.EventEmitter).on('cancelled', () => ac.abort(Date.now() >= at - 5
+    ? new QgateError('DEADLINE_EXCEEDED', 'the call deadline passed')
+    : new QgateError('CANCELLED', 'the client cancelled the call')));
   return { signal: ac.signal, done: () => clearTimeout(timer) };
 }
 
