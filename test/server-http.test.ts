@@ -79,6 +79,10 @@ test('Should refuse every class of bad image with a 4xx and a stable code', asyn
     ['30000x30000 header', await postImage(bombPngHeader(30000, 30000)), 413, 'IMAGE_TOO_LARGE'],
     ['SVG', await postImage(svg, '', 'image/svg+xml'), 415, 'UNSUPPORTED_FORMAT'],
     ['wrong field name', await postImage(png, '', 'image/png', 'file'), 400, 'INVALID_ARGUMENT'],
+    ['multipart without boundary', await fetch(`${s.base}/score`, { method: 'POST', body: 'abc', headers: { 'content-type': 'multipart/form-data' } }), 400, 'INVALID_ARGUMENT'],
+    ['truncated multipart', await fetch(`${s.base}/score`, {
+      method: 'POST', body: '--xx\r\nContent-Disposition: form-data; name="image"; filename="a"\r\n\r\nabc', headers: { 'content-type': 'multipart/form-data; boundary=xx' },
+    }), 400, 'INVALID_ARGUMENT'],
   ];
   for (const [what, res, status, code] of cases) {
     assert.equal(res.status, status, what);

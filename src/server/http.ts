@@ -138,7 +138,15 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   };
   // Errors raised while reading the body reach the handler wrapper through this.
   const bodyErrors = (method: string) => (err: unknown, _req: Request, res: Response, _next: NextFunction) =>
-    handle(method, () => { throw err; })(_req, res, _next);
+    handle(method, () => { throw bodyError(err); })(_req, res, _next);
+  /** body-parser's errors (they carry `type`) are the client's fault: never a 500. */
+  const bodyError = (err: unknown): unknown => {
+    if (isQgateError(err)) return err;
+    const type = (err as { type?: unknown }).type;
+    if (type === 'entity.too.large') return new QgateError('PAYLOAD_TOO_LARGE', 'the body is larger than its limit');
+    if (typeof type === 'string') return new QgateError('INVALID_ARGUMENT', `cannot read the body: ${(err as Error).message}`);
+    return err;
+  };
 
   const files = (req: Request): Express.Multer.File[] => (Array.isArray(req.files) ? req.files : []);
 
