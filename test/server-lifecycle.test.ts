@@ -54,6 +54,18 @@ test('Should hot-swap a newly published version, and keep serving when a broken 
   }
 });
 
+test('Should pick up a new version and a new generator through fs.watch alone', async () => {
+  const s = await startApp({ QGATE_REGISTRY_RESCAN_MS: '0' });
+  try {
+    await publishGenerator(s.registryDir, 'tiny', '0002', 2);
+    await eventually(async () => (await active(s.base)) === '0002', 10_000, 'the watcher to find 0002');
+    await publishGenerator(s.registryDir, 'other', '1', 3);
+    await eventually(async () => (await fetch(`${s.base}/generate?n=1&generator=other`)).status === 200, 10_000, 'the watcher to find a new generator');
+  } finally {
+    await s.close();
+  }
+});
+
 test('Should serve the version pinned by config, and let an admin with the token re-pin it', async () => {
   const token = 'test-admin-token-0123456789';
   const s = await startApp({ QGATE_PIN: 'tiny=0001', QGATE_ADMIN_TOKEN: token });
