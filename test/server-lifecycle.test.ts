@@ -73,6 +73,9 @@ test('Should serve the version pinned by config, and let an admin with the token
     await publishGenerator(s.registryDir, 'tiny', '0002', 2);
     await fetch(`${s.base}/v1/generators/rescan`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
     assert.equal(await active(s.base), '0001', 'pinned by QGATE_PIN');
+    const listing = (await (await fetch(`${s.base}/v1/generators/tiny`)).json()) as { pinned: string; versions: Array<{ version: string; state: string; manifest?: { version: string } }> };
+    assert.equal(listing.pinned, '0001');
+    assert.deepEqual(listing.versions.map((v) => [v.version, v.state, v.manifest?.version]), [['0002', 'available', '0002'], ['0001', 'active', '0001']]);
     const wrong = await fetch(`${s.base}/v1/generators/tiny/pin`, { method: 'PUT', body: JSON.stringify({ version: '0002' }), headers: { 'content-type': 'application/json', authorization: 'Bearer nope' } });
     assert.equal(wrong.status, 401);
     const pinned = await fetch(`${s.base}/v1/generators/tiny/pin`, { method: 'PUT', body: JSON.stringify({ version: '0002' }), headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } });

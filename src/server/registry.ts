@@ -12,12 +12,12 @@
  *   the registry folder.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { isQgateError, QgateError } from '../errors.ts';
 import { loadGenerator, type Generator } from '../generator/index.ts';
-import { NAME_PATTERN, validateName, type GeneratorManifest } from '../generator/manifest.ts';
+import { NAME_PATTERN, parseGeneratorManifest, validateName, type GeneratorManifest } from '../generator/manifest.ts';
 import type { Logger } from '../log.ts';
 import { mulberry32 } from '../random.ts';
 import type { Metrics } from './metrics.ts';
@@ -130,6 +130,8 @@ export class GeneratorRegistry {
   private readonly failed = new Map<string, { signature: string; error: QgateError }>();
   /** name → versions on disk with their signatures, from the last scan. */
   private onDisk = new Map<string, Map<string, string>>();
+  /** `name/version` → the manifest read from disk (for the listing of versions not loaded), by signature. */
+  private readonly diskManifests = new Map<string, { signature: string; manifest: GeneratorManifest | undefined }>();
   private readonly adminPins = new Map<string, string | null>();
   private readonly served = new Map<string, { images: number; attempts: number }>();
   private readonly watchers = new Map<string, FSWatcher>();
@@ -186,11 +188,27 @@ export class GeneratorRegistry {
     for (const name of await listDirs(this.o.dir)) {
       const versions = new Map<string, string>();
       for (const version of await listDirs(path.join(this.o.dir, name))) {
-        versions.set(version, await signatureOf(path.join(this.o.dir, name, version)));
+        const dir = path.join(this.o.dir, name, version);
+        const signature = await signatureOf(dir);
+        versions.set(version, signature);
+        const key = `${name}/${version}`;
+        if (this.diskManifests.get(key)?.signature !== signature) {
+          let manifest: GeneratorManifest | undefined;
+          try {
+            manifest = parseGeneratorManifest(JSON.parse(await readFile(path.join(dir, 'manifest.json'), 'utf8')), dir);
+          } catch {
+            manifest = undefined; // reported when the version is loaded
+          }
+          this.diskManifests.set(key, { signature, manifest });
+        }
       }
       disk.set(name, versions);
     }
     this.onDisk = disk;
+    for (const key of this.diskManifests.keys()) {
+      const [n = '', v = ''] = key.split('/');
+      if (!disk.get(n)?.has(v)) this.diskManifests.delete(key);
+    }
     for (const [name, versions] of disk) {
       if (this.stopped) return;
       await this.chooseActive(name, versions);
@@ -392,10 +410,12 @@ export class GeneratorRegistry {
       const entry = active?.version === version ? active : this.extra.get(key);
       const failed = this.failed.get(key);
       const state = active?.version === version ? 'active' : entry ? 'loaded' : failed ? 'failed' : 'available';
+      const manifest = entry?.generator.manifest ?? this.diskManifests.get(key)?.manifest;
       return {
         version,
         state,
-        ...(entry ? { manifest: entry.generator.manifest, loadedAt: entry.loadedAt } : {}),
+        ...(manifest ? { manifest } : {}),
+        ...(entry ? { loadedAt: entry.loadedAt } : {}),
         ...(failed && state !== 'active' ? { error: { code: failed.error.code, message: failed.error.message } } : {}),
         metrics: { ...(this.served.get(key) ?? { images: 0, attempts: 0 }) },
       };
