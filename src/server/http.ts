@@ -86,9 +86,11 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   const handle = (method: string, fn: (req: Request, res: Response, signal: AbortSignal) => Promise<void> | void): RequestHandler =>
     async (req, res) => {
       const end = metrics.requestDuration.startTimer({ transport: 'http', method });
-      res.on('finish', () => {
+      // 'close' fires also when the client went away before the response was sent.
+      res.on('close', () => {
         end();
-        metrics.requests.inc({ transport: 'http', method, code: (res.locals.code as string | undefined) ?? 'OK' });
+        const code = (res.locals.code as string | undefined) ?? (res.writableFinished ? 'OK' : 'CANCELLED');
+        metrics.requests.inc({ transport: 'http', method, code });
       });
       try {
         await fn(req, res, requestSignal(res));
