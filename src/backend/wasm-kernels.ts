@@ -205,6 +205,8 @@ function withExplicitTranspose(original: KernelConfig): KernelFunc {
 }
 
 let registered = false;
+/** The stock kernels qgate replaced, kept so benchmarks can measure against them. */
+const stock = new Map<string, KernelConfig | undefined>();
 
 /**
  * Registers qgate's wasm kernels. Idempotent; call it after `@tensorflow/tfjs-backend-wasm` has been
@@ -215,6 +217,7 @@ export function registerQgateWasmKernels(): void {
   for (const name of ['BatchMatMul', '_FusedMatMul']) {
     const original = tf.getKernel(name, 'wasm');
     if (original === undefined) throw new Error(`wasm kernel ${name} is not registered; import the wasm backend first`);
+    stock.set(name, original);
     tf.unregisterKernel(name, 'wasm');
     tf.registerKernel({ ...original, kernelFunc: withExplicitTranspose(original) });
   }
@@ -222,8 +225,30 @@ export function registerQgateWasmKernels(): void {
     ['Conv2DBackpropFilter', conv2dBackpropFilterKernel],
     ['Conv2DBackpropInput', conv2dBackpropInputKernel],
   ] as const) {
-    if (tf.getKernel(kernelName, 'wasm') !== undefined) tf.unregisterKernel(kernelName, 'wasm');
+    stock.set(kernelName, tf.getKernel(kernelName, 'wasm'));
+    if (stock.get(kernelName)) tf.unregisterKernel(kernelName, 'wasm');
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
   }
   registered = true;
+}
+
+/**
+ * Runs `fn` with TF.js's stock wasm kernels in place of qgate's (a kernel that was missing stays
+ * qgate's), then puts qgate's back. For benchmarks only: the stock kernels are what qgate improves on.
+ */
+export function withStockWasmKernels<T>(fn: () => T): T {
+  const ours = [...stock.keys()].map((name) => tf.getKernel(name, 'wasm'));
+  const swap = (configs: Array<KernelConfig | undefined>) => {
+    for (const c of configs) {
+      if (!c) continue;
+      tf.unregisterKernel(c.kernelName, 'wasm');
+      tf.registerKernel(c);
+    }
+  };
+  swap([...stock.values()]);
+  try {
+    return fn();
+  } finally {
+    swap(ours);
+  }
 }

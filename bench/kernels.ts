@@ -1,0 +1,58 @@
+/**
+ * `npm run bench:kernels`: qgate's wasm kernels against TF.js's stock wasm kernels, on the shapes
+ * GAN and LeNet training hit. Prints a markdown table; medians of repeated calls in one process.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.ts';
+import { withStockWasmKernels } from '../src/backend/wasm-kernels.ts';
+
+await initBackend('wasm');
+const REPS = 15;
+
+function medianMs(fn: () => tf.Tensor): number {
+  for (let i = 0; i < 3; i++) fn().dispose();
+  const times: number[] = [];
+  for (let i = 0; i < REPS; i++) {
+    const t0 = performance.now();
+    const r = fn();
+    r.dataSync();
+    times.push(performance.now() - t0);
+    r.dispose();
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(REPS / 2)]!;
+}
+
+const r = (shape: number[]) => tf.randomNormal(shape, 0, 1, 'float32', 7);
+const a = r([784, 64]);
+const b = r([784, 128]);
+const bt = r([128, 784]);
+const a2 = r([64, 784]);
+const x = r([64, 14, 14, 64]) as tf.Tensor4D;
+const w = r([4, 4, 64, 128]) as tf.Tensor4D;
+const dy = r([64, 7, 7, 128]) as tf.Tensor4D;
+const x1 = r([128, 28, 28, 1]) as tf.Tensor4D;
+const dy1 = r([128, 28, 28, 16]) as tf.Tensor4D;
+
+/** Conv2DBackpropFilter is not exported as an op; run the kernel the way conv2d's gradient does. */
+const filterGrad = (xx: tf.Tensor4D, dyy: tf.Tensor4D, filterShape: number[], strides: number) =>
+  tf.engine().runKernel('Conv2DBackpropFilter', { x: xx, dy: dyy }, { strides: [strides, strides], pad: 'same', dataFormat: 'NHWC', filterShape }) as tf.Tensor;
+
+const cases: Array<{ name: string; fn: () => tf.Tensor; stockMissing?: boolean }> = [
+  { name: 'matMul 64×784ᵀ·784×128 (transposeA)', fn: () => tf.matMul(a, b, true, false) },
+  { name: 'matMul 64×784·(128×784)ᵀ (transposeB)', fn: () => tf.matMul(a2, bt, false, true) },
+  { name: 'matMul 64×784·784×128 (plain, for scale)', fn: () => tf.matMul(a2, b) },
+  { name: 'conv2dBackpropInput 64×7×7×128 → 64×14×14×64, 4×4 stride 2 (= conv2dTranspose)', fn: () => tf.conv2dTranspose(dy, w, [64, 14, 14, 64], 2, 'same') },
+  { name: 'conv2dBackpropFilter 64×14×14×64, 4×4×64×128 stride 2', fn: () => filterGrad(x, dy, [4, 4, 64, 128], 2), stockMissing: true },
+  { name: 'conv2dBackpropFilter 128×28×28×1, 5×5×1×16 (LeNet conv1)', fn: () => filterGrad(x1, dy1, [5, 5, 1, 16], 1), stockMissing: true },
+  { name: 'conv2d 64×14×14×64, 4×4×64×128 stride 2 (stock forward, for scale)', fn: () => tf.conv2d(x, w, 2, 'same') },
+];
+
+console.log(`TF.js ${tf.version.tfjs} wasm, SIMD ${String(tf.env().get('WASM_HAS_SIMD_SUPPORT'))}, threads ${String(tf.env().get('WASM_HAS_MULTITHREAD_SUPPORT'))}; medians of ${REPS}\n`);
+console.log('| operation | stock wasm (ms) | qgate (ms) | speed-up |');
+console.log('|---|---|---|---|');
+for (const c of cases) {
+  const ours = medianMs(c.fn);
+  const theirs = c.stockMissing ? undefined : withStockWasmKernels(() => medianMs(c.fn));
+  console.log(`| ${c.name} | ${theirs === undefined ? 'missing (throws)' : theirs.toFixed(2)} | ${ours.toFixed(2)} | ${theirs === undefined ? '—' : (theirs / ours).toFixed(1) + '×'} |`);
+}
