@@ -2,6 +2,8 @@
  * `npm run bench:kernels`: qgate's wasm kernels against TF.js's stock wasm kernels, on the shapes
  * GAN and LeNet training hit. Prints a markdown table; medians of repeated calls in one process.
  */
+import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { withStockWasmKernels } from '../src/backend/wasm-kernels.ts';
@@ -48,11 +50,20 @@ const cases: Array<{ name: string; fn: () => tf.Tensor; stockMissing?: boolean }
   { name: 'conv2d 64×14×14×64, 4×4×64×128 stride 2 (stock forward, for scale)', fn: () => tf.conv2d(x, w, 2, 'same') },
 ];
 
-console.log(`TF.js ${tf.version.tfjs} wasm, SIMD ${String(tf.env().get('WASM_HAS_SIMD_SUPPORT'))}, threads ${String(tf.env().get('WASM_HAS_MULTITHREAD_SUPPORT'))}; medians of ${REPS}\n`);
-console.log('| operation | stock wasm (ms) | qgate (ms) | speed-up |');
-console.log('|---|---|---|---|');
+const lines = [
+  '# wasm kernels',
+  '',
+  `Reproduce with \`npm run bench:kernels\`. Generated ${new Date().toISOString().slice(0, 10)} on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores), Node ${process.version}.`,
+  `TF.js ${tf.version.tfjs} wasm backend, SIMD ${String(tf.env().get('WASM_HAS_SIMD_SUPPORT'))}, multithreading ${String(tf.env().get('WASM_HAS_MULTITHREAD_SUPPORT'))}. Each figure is the median of ${REPS} calls in one process, stock and qgate's kernels alternating by case, so both see the same machine load.`,
+  '',
+  '| operation | stock wasm (ms) | qgate (ms) | speed-up |',
+  '|---|---|---|---|',
+];
 for (const c of cases) {
   const ours = medianMs(c.fn);
   const theirs = c.stockMissing ? undefined : withStockWasmKernels(() => medianMs(c.fn));
-  console.log(`| ${c.name} | ${theirs === undefined ? 'missing (throws)' : theirs.toFixed(2)} | ${ours.toFixed(2)} | ${theirs === undefined ? '—' : (theirs / ours).toFixed(1) + '×'} |`);
+  lines.push(`| ${c.name} | ${theirs === undefined ? 'missing (throws)' : theirs.toFixed(2)} | ${ours.toFixed(2)} | ${theirs === undefined ? '—' : (theirs / ours).toFixed(1) + '×'} |`);
 }
+const report = lines.join('\n') + '\n';
+console.log(report);
+if (!process.argv.includes('--no-write')) await writeFile('docs/KERNELS.md', report);

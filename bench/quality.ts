@@ -144,6 +144,11 @@ Targets:
 - ≤ 1% of uniform-noise images pass: ${pct(uniform.passRate)} — ${uniform.passRate <= 0.01 ? 'met' : 'NOT met'}.
 - Mean Q increases strictly with σ: ${bySigma.map((d) => fmt(d.meanQ, 3)).join(' < ')} — ${increasing ? 'met' : 'NOT met'}.
 
+Known limits, visible above:
+- Salt-and-pepper noise reads as almost no noise to \`structure\`: an isolated black or white pixel has a large structure energy, so the estimator treats it as image structure and excludes it. The distance term sees such images as less digit-like, but most still pass. \`immerkaer\` and \`laplacian\` do count impulses.
+- A Gaussian blur barely changes Q: nothing in Q measures sharpness, and a blurred digit is still close to real digits in φ's space.
+- All-black and all-white images fail only through the distance term (Q = 0.5): they have no noise at all.
+
 Calibration stored with the reference set: noise (${quality.options.noiseEstimator}) lo ${fmt(quality.noiseBounds.lo)}, hi ${fmt(quality.noiseBounds.hi)}; distance lo ${fmt(quality.distanceBounds.lo)}, hi ${fmt(quality.distanceBounds.hi)}.
 `;
 

@@ -8,7 +8,7 @@ import { writeDirAtomically } from '../src/atomic-dir.ts';
 import { initBackend } from '../src/backend/index.ts';
 import { saveLayersModel } from '../src/backend/model-io.ts';
 import { loadExtractor } from '../src/quality/extractor.ts';
-import { featureManifest, trainFeatureExtractor } from '../src/train/features.ts';
+import { featureFiles, trainFeatureExtractor } from '../src/train/features.ts';
 
 await initBackend('wasm');
 
@@ -21,7 +21,7 @@ test('Training φ on wasm learns digits, and the saved extractor loads from its 
   assert.equal(result.trainCount, 1000);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'qgate-phi-'));
   try {
-    await saveLayersModel(result.model, path.join(dir, 'phi'), { 'manifest.json': featureManifest(result, opts, {}) });
+    await saveLayersModel(result.model, path.join(dir, 'phi'), featureFiles(result, opts, {}));
     result.model.dispose();
     assert.equal(tf.memory().numTensors, before, 'training leaves no tensors behind once the model is disposed');
     const extractor = await loadExtractor(path.join(dir, 'phi'));

@@ -94,7 +94,8 @@ export async function loadLayersModel(dir: string): Promise<tf.LayersModel> {
 }
 
 /**
- * Writes a model (and any extra JSON files, such as a manifest) into `dir` atomically. `dir` must
+ * Writes a model and extra files (objects as JSON, such as a manifest; Uint8Arrays as they are)
+ * into `dir` atomically. `dir` must
  * not exist yet, unless `replace` is set, in which case the old folder is swapped out.
  */
 export async function saveLayersModel(
@@ -121,7 +122,7 @@ export async function saveLayersModel(
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     }));
     for (const [name, value] of Object.entries(extraFiles)) {
-      await writeFile(path.join(tmp, name), JSON.stringify(value, null, 2) + '\n');
+      await writeFile(path.join(tmp, name), value instanceof Uint8Array ? value : JSON.stringify(value, null, 2) + '\n');
     }
   }, options);
 }

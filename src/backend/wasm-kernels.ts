@@ -243,6 +243,8 @@ export function withStockWasmKernels<T>(fn: () => T): T {
       if (!c) continue;
       tf.unregisterKernel(c.kernelName, 'wasm');
       tf.registerKernel(c);
+      // Kernels set up when the backend started; one registered later (a replaced stock kernel) is set up here.
+      c.setupFunc?.(tf.backend());
     }
   };
   swap([...stock.values()]);

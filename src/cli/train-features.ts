@@ -7,7 +7,7 @@ import { initBackend } from '../backend/index.ts';
 import { saveLayersModel } from '../backend/model-io.ts';
 import { loadConfig } from '../config.ts';
 import { logger } from '../log.ts';
-import { featureManifest, trainFeatureExtractor } from '../train/features.ts';
+import { featureFiles, trainFeatureExtractor } from '../train/features.ts';
 import { gitCommit } from '../version.ts';
 
 function positiveInt(v: string): number {
@@ -50,6 +50,6 @@ if (result.testAccuracy < opts.minAccuracy) {
   logger.error({ testAccuracy: result.testAccuracy, validationAccuracy: result.validationAccuracy }, `test accuracy is below --min-accuracy ${opts.minAccuracy}; nothing written`);
   process.exit(1);
 }
-const manifest = featureManifest(result, trainingOptions, { backend: backend.name, codeVersion: gitCommit() });
-await saveLayersModel(result.model, out, { 'manifest.json': manifest }, { replace: true });
+const files = featureFiles(result, trainingOptions, { backend: backend.name, codeVersion: gitCommit() });
+await saveLayersModel(result.model, out, files, { replace: true });
 logger.info({ out, testAccuracy: result.testAccuracy }, 'wrote φ');

@@ -2,9 +2,10 @@
  * Training φ: the LeNet-style MNIST classifier whose penultimate layer is qgate's feature space.
  * Exported as functions so tests can train a few steps without the command line.
  */
+import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { loadMnist } from '../data/mnist.ts';
-import { buildLeNet, LENET_FEATURE_LAYER, type ExtractorManifest } from '../quality/extractor.ts';
+import { buildLeNet, LENET_FEATURE_LAYER, LENET_PROJECTION, randomProjection, type ExtractorManifest } from '../quality/extractor.ts';
 import { mulberry32, shuffledIndices } from '../random.ts';
 
 export interface FeatureTrainingOptions {
@@ -108,12 +109,38 @@ export function evaluateAccuracy(model: tf.LayersModel, images: Float32Array, la
   return correct / count;
 }
 
-export function featureManifest(result: FeatureTrainingResult, opts: FeatureTrainingOptions, extra: Record<string, unknown>): ExtractorManifest {
+/** The 7×7×32 output of the second conv stage, flattened: the width of LENET_FEATURE_LAYER. */
+const LENET_FLATTEN_SIZE = 7 * 7 * 32;
+const PROJECTION_FILE = 'projection.f32';
+
+/** The JL projection φ ends with, as the bytes of its file. */
+export function lenetProjectionBytes(): Uint8Array {
+  const p = randomProjection(LENET_FLATTEN_SIZE, LENET_PROJECTION.outputSize, LENET_PROJECTION.seed);
+  return new Uint8Array(p.buffer, p.byteOffset, p.byteLength);
+}
+
+/** Everything that goes beside model.json: the manifest and the projection matrix. */
+export function featureFiles(result: Omit<FeatureTrainingResult, 'model'>, opts: Omit<FeatureTrainingOptions, 'onProgress' | 'onEpoch'>, extra: Record<string, unknown>): Record<string, unknown> {
+  const projection = lenetProjectionBytes();
+  return {
+    'manifest.json': featureManifest(result, opts, extra, createHash('sha256').update(projection).digest('hex')),
+    [PROJECTION_FILE]: projection,
+  };
+}
+
+export function featureManifest(result: Omit<FeatureTrainingResult, 'model'>, opts: Omit<FeatureTrainingOptions, 'onProgress' | 'onEpoch'>, extra: Record<string, unknown>, projectionSha256: string): ExtractorManifest {
   return {
     id: 'lenet-mnist',
-    architecture: 'LeNet-style: conv5x5(16,relu,same) > maxpool2 > conv5x5(32,relu,same) > maxpool2 > dense(128,relu) [features] > dropout(0.4) > dense(10,softmax)',
+    architecture: 'LeNet-style: conv5x5(16,relu,same) > maxpool2 > conv5x5(32,relu,same) > maxpool2 > flatten [features] > dense(128,relu) > dropout(0.4) > dense(10,softmax)',
     featureLayer: LENET_FEATURE_LAYER,
-    featureSize: 128,
+    featureSize: LENET_PROJECTION.outputSize,
+    postprocess: {
+      l2Normalize: true,
+      projection: {
+        file: PROJECTION_FILE, inputSize: LENET_FLATTEN_SIZE, outputSize: LENET_PROJECTION.outputSize,
+        seed: LENET_PROJECTION.seed, sha256: projectionSha256,
+      },
+    },
     input: { height: 28, width: 28, channels: 1, range: [0, 1] },
     testAccuracy: result.testAccuracy,
     validationAccuracy: result.validationAccuracy,
