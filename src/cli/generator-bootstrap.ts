@@ -1,5 +1,5 @@
 /**
- * `npm run generator:bootstrap -- [--steps 3000] [--seed 1] [--name mlp-gan] [--version 0001]`
+ * `npm run generator:bootstrap -- [--steps 15000] [--seed 1] [--name mlp-gan] [--version 0001]`
  *
  * Trains the small MLP GAN and publishes its generator into the registry folder
  * (<models>/generators/<name>/<version>/), atomically, so a running server picks it up.

@@ -34,7 +34,7 @@ export const BOOTSTRAP_DEFAULTS: BootstrapOptions = {
   latentSize: 100,
   hidden: 128,
   batchSize: 64,
-  steps: 3000,
+  steps: 15000,
   lrG: 1e-3,
   lrD: 5e-4,
   seed: 1,
