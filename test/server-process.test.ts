@@ -37,10 +37,13 @@ test('npm start serves, and on SIGTERM finishes in-flight requests and exits 0',
     const port = Number(/"httpPort":(\d+)/.exec(log)![1]);
     const base = `http://127.0.0.1:${port}`;
     await eventually(async () => (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200, 60_000, 'readiness');
-    const inFlight = fetch(`${base}/generate?n=64&tau=0.001&seed=1`);
-    await new Promise((r) => setTimeout(r, 50));
+    // About 5,000 samples (n × 20 attempts): long enough to be in flight when SIGTERM arrives.
+    const inFlight = fetch(`${base}/generate?n=256&tau=0.001&seed=1`);
+    await new Promise((r) => setTimeout(r, 300));
     child.kill('SIGTERM');
-    assert.equal((await inFlight).status, 200, 'the in-flight request completes');
+    const res = await inFlight;
+    assert.equal(res.status, 200, 'the in-flight request completes');
+    assert.equal(res.headers.get('x-qgate-attempts'), String(256 * 20), 'all of it, not cut short');
     assert.equal(await exited, 0);
     assert.match(log, /"msg":"stopped"/);
   } finally {
