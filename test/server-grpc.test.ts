@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import type { GenerateResponse__Output } from '../src/generated/qgate/v1/GenerateResponse.ts';
 import type { ScoreResponse__Output } from '../src/generated/qgate/v1/ScoreResponse.ts';
@@ -136,6 +137,25 @@ test('Should stream GenerateStream in model batches with cumulative attempts', a
     call.on('error', resolve);
   });
   assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
+});
+
+test('Should free the generate slot and the generator lease when a client cancels a stream', async () => {
+  const before = tf.memory().numTensors;
+  await new Promise<void>((resolve) => {
+    const call = s.client.GenerateStream({ n: 4096, seed: 1 });
+    call.once('data', () => call.cancel());
+    call.on('error', () => resolve());
+    call.on('end', () => resolve());
+  });
+  await eventually(async () => {
+    const text = await (await fetch(`${s.base}/metrics`)).text();
+    return (metricValue(text, 'qgate_requests_total{transport="grpc",method="GenerateStream",code="CANCELLED"}') ?? 0) >= 1;
+  }, 10_000, 'the server to notice the cancel');
+  await s.app.service.idle();
+  assert.equal(tf.memory().numTensors, before, 'no tensors left behind');
+  // All QGATE_GENERATE_MAX_CONCURRENT slots are free again.
+  const all = await Promise.all(Array.from({ length: 4 }, () => generate({ n: 1 })));
+  assert.equal(all.length, 4);
 });
 
 test('Should honour the deadline with DEADLINE_EXCEEDED', async () => {

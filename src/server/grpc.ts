@@ -180,8 +180,16 @@ export function createQualityService(deps: GrpcDeps): QualityServiceHandlers {
       const { signal, done: clear } = callSignal(call);
       try {
         for await (const chunk of service.generateStream(generateParams(call.request), signal)) {
-          if (!call.write(generateMessage(chunk))) await new Promise((r) => call.once('drain', r));
+          if (signal.aborted) break; // the generator notices on its next step and throws
+          if (!call.write(generateMessage(chunk))) {
+            // A cancelled call never drains: wait for whichever comes first.
+            await new Promise<void>((resolve) => {
+              call.once('drain', resolve);
+              signal.addEventListener('abort', () => resolve(), { once: true });
+            });
+          }
         }
+        if (signal.aborted) throw signal.reason;
         done('OK');
         call.end();
       } catch (e) {
