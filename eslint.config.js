@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'models/', 'runs/', 'test-artifacts/'] },
+  { ignores: ['node_modules/', 'dist/', 'models/', 'runs/', 'test-artifacts/', 'src/generated/', '.scratch/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

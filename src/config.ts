@@ -25,6 +25,57 @@ export interface Config {
   alpha: number;
   /** QGATE_NOISE_ESTIMATOR: which NoiseLevel estimator scores images. */
   noiseEstimator: NoiseEstimatorName;
+  /** The service's settings (src/server). */
+  service: ServiceConfig;
+}
+
+export interface ServiceConfig {
+  /** QGATE_HOST: the address both servers bind. */
+  host: string;
+  /** QGATE_HTTP_PORT: REST, /metrics, health (0 picks a free port). */
+  httpPort: number;
+  /** QGATE_GRPC_PORT: gRPC (0 picks a free port). */
+  grpcPort: number;
+  /** <models>/generators: the registry folder; generators load from nowhere else. */
+  generatorsDir: string;
+  /** QGATE_MAX_BATCH_SIZE: most images the dynamic batcher puts into one model call. */
+  maxBatchSize: number;
+  /** QGATE_MAX_QUEUE_DELAY_MS: longest an image waits for others to fill its batch. */
+  maxQueueDelayMs: number;
+  /** QGATE_MAX_QUEUE: images waiting to be scored; beyond it requests get OVERLOADED. */
+  maxQueue: number;
+  /** QGATE_RETRY_AFTER_SECONDS: the Retry-After sent with OVERLOADED and UNAVAILABLE. */
+  retryAfterSeconds: number;
+  /** QGATE_MAX_UPLOAD_BYTES: largest image (REST body or file, gRPC image field). */
+  maxUploadBytes: number;
+  /** QGATE_MAX_PIXELS: largest width × height an image header may declare. */
+  maxPixels: number;
+  /** QGATE_BATCH_MAX_FILES: most files in one POST /score/batch. */
+  batchMaxFiles: number;
+  /** QGATE_GENERATE_MAX_N: largest n for GET /generate and Generate. */
+  generateMaxN: number;
+  /** QGATE_GENERATE_STREAM_MAX_N: largest n for GenerateStream. */
+  generateStreamMaxN: number;
+  /** QGATE_GENERATE_MAX_ATTEMPTS_PER_IMAGE: with tau, at most n × this many samples are drawn. */
+  generateMaxAttemptsPerImage: number;
+  /** QGATE_GENERATE_MAX_CONCURRENT: generate calls running at once; beyond it OVERLOADED. */
+  generateMaxConcurrent: number;
+  /** QGATE_DEFAULT_GENERATOR: the generator used when a request names none ('' = first by name). */
+  defaultGenerator: string;
+  /** QGATE_PIN: `name=version,…`: versions served instead of the newest. */
+  pins: Record<string, string>;
+  /** QGATE_REGISTRY_WATCH: watch the registry folder for new versions (fs.watch). */
+  registryWatch: boolean;
+  /** QGATE_REGISTRY_RESCAN_MS: periodic rescan, the fallback where fs.watch misses events (0 = off). */
+  registryRescanMs: number;
+  /** QGATE_ADMIN_TOKEN: bearer token for state-changing endpoints; unset turns them off. */
+  adminToken: string | undefined;
+  /** QGATE_SHUTDOWN_TIMEOUT_MS: how long in-flight requests get to finish on SIGTERM. */
+  shutdownTimeoutMs: number;
+  /** QGATE_GRPC_MAX_SEND_BYTES: largest gRPC response message. */
+  grpcMaxSendBytes: number;
+  /** QGATE_HTTP_REQUEST_TIMEOUT_MS: Node's requestTimeout (whole request received within it). */
+  httpRequestTimeoutMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -48,6 +99,76 @@ function oneOf<T extends string>(env: Env, name: string, choices: readonly T[], 
   return raw as T;
 }
 
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  return number(env, name, fallback, (n) => Number.isSafeInteger(n) && n >= min && n <= max, `an integer in [${min}, ${max}]`);
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
+  throw new QgateError('INVALID_ARGUMENT', `${name} must be true or false, got '${raw}'`);
+}
+
+/** Same pattern as src/generator/manifest.ts NAME_PATTERN (not imported, to keep config free of model code). */
+const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+function name(env: Env, key: string): string {
+  const raw = env[key] ?? '';
+  if (raw !== '' && (!NAME.test(raw) || raw.includes('..'))) {
+    throw new QgateError('INVALID_ARGUMENT', `${key} must match ${NAME.source}, got '${raw}'`);
+  }
+  return raw;
+}
+
+function pins(env: Env): Record<string, string> {
+  const raw = env.QGATE_PIN ?? '';
+  const out: Record<string, string> = {};
+  for (const item of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [generator = '', version = '', ...rest] = item.split('=');
+    if (rest.length || !NAME.test(generator) || !NAME.test(version) || item.includes('..')) {
+      throw new QgateError('INVALID_ARGUMENT', `QGATE_PIN must be name=version[,name=version…] with names matching ${NAME.source}, got '${raw}'`);
+    }
+    out[generator] = version;
+  }
+  return out;
+}
+
+const MiB = 1024 * 1024;
+
+function loadServiceConfig(env: Env, modelsDir: string): ServiceConfig {
+  const token = env.QGATE_ADMIN_TOKEN;
+  if (token !== undefined && token !== '' && token.length < 16) {
+    throw new QgateError('INVALID_ARGUMENT', 'QGATE_ADMIN_TOKEN must be at least 16 characters');
+  }
+  return {
+    host: env.QGATE_HOST || '0.0.0.0',
+    httpPort: integer(env, 'QGATE_HTTP_PORT', 8080, 0, 65535),
+    grpcPort: integer(env, 'QGATE_GRPC_PORT', 50051, 0, 65535),
+    generatorsDir: path.join(modelsDir, 'generators'),
+    maxBatchSize: integer(env, 'QGATE_MAX_BATCH_SIZE', 32, 1, 1024),
+    maxQueueDelayMs: integer(env, 'QGATE_MAX_QUEUE_DELAY_MS', 5, 0, 1000),
+    maxQueue: integer(env, 'QGATE_MAX_QUEUE', 256, 1, 100_000),
+    retryAfterSeconds: integer(env, 'QGATE_RETRY_AFTER_SECONDS', 1, 1, 3600),
+    maxUploadBytes: integer(env, 'QGATE_MAX_UPLOAD_BYTES', 10 * MiB, 1024, 256 * MiB),
+    maxPixels: integer(env, 'QGATE_MAX_PIXELS', 4096 * 4096, 1, 16384 * 16384),
+    batchMaxFiles: integer(env, 'QGATE_BATCH_MAX_FILES', 64, 1, 1024),
+    generateMaxN: integer(env, 'QGATE_GENERATE_MAX_N', 256, 1, 4096),
+    generateStreamMaxN: integer(env, 'QGATE_GENERATE_STREAM_MAX_N', 4096, 1, 1_000_000),
+    generateMaxAttemptsPerImage: integer(env, 'QGATE_GENERATE_MAX_ATTEMPTS_PER_IMAGE', 20, 1, 10_000),
+    generateMaxConcurrent: integer(env, 'QGATE_GENERATE_MAX_CONCURRENT', 4, 1, 1024),
+    defaultGenerator: name(env, 'QGATE_DEFAULT_GENERATOR'),
+    pins: pins(env),
+    registryWatch: boolean(env, 'QGATE_REGISTRY_WATCH', true),
+    registryRescanMs: integer(env, 'QGATE_REGISTRY_RESCAN_MS', 5000, 0, 3_600_000),
+    adminToken: token || undefined,
+    shutdownTimeoutMs: integer(env, 'QGATE_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    grpcMaxSendBytes: integer(env, 'QGATE_GRPC_MAX_SEND_BYTES', 16 * MiB, 64 * 1024, 1024 * MiB),
+    httpRequestTimeoutMs: integer(env, 'QGATE_HTTP_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
+  };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const modelsDir = path.resolve(env.QGATE_MODELS_DIR || 'models');
   const alpha = number(env, 'QGATE_ALPHA', 0.5, (n) => n >= 0 && n <= 1, 'a number in [0,1]');
@@ -60,5 +181,6 @@ export function loadConfig(env: Env = process.env): Config {
     tau: number(env, 'QGATE_TAU', 0.3, (n) => n > 0 && n <= 1, 'a number with 0 < τ ≤ 1'),
     alpha,
     noiseEstimator: oneOf(env, 'QGATE_NOISE_ESTIMATOR', NOISE_ESTIMATOR_NAMES, DEFAULT_NOISE_ESTIMATOR),
+    service: loadServiceConfig(env, modelsDir),
   };
 }

@@ -21,6 +21,20 @@ export const ErrorCodes = {
   NOT_FOUND: 'NOT_FOUND',
   /** A TF.js backend that was asked for explicitly but cannot be loaded. */
   BACKEND_UNAVAILABLE: 'BACKEND_UNAVAILABLE',
+  /** The request queue is full: try again later (HTTP 503 with Retry-After, gRPC RESOURCE_EXHAUSTED). */
+  OVERLOADED: 'OVERLOADED',
+  /** The service is starting (models not loaded yet) or draining for shutdown. */
+  UNAVAILABLE: 'UNAVAILABLE',
+  /** The caller's deadline passed before the work was done. */
+  DEADLINE_EXCEEDED: 'DEADLINE_EXCEEDED',
+  /** The caller went away (closed the connection or cancelled the call). */
+  CANCELLED: 'CANCELLED',
+  /** A state-changing endpoint called without the right bearer token, or with none configured. */
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  /** A request body or message over the configured size limit (other than an image: IMAGE_TOO_LARGE). */
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  /** A bug: anything thrown that is not a QgateError. Its message never reaches the caller. */
+  INTERNAL: 'INTERNAL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

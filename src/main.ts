@@ -1,6 +1,16 @@
 /**
- * `npm start`. The scoring and generation service is its own issue; until it lands this entry point
- * says so instead of pretending to serve.
+ * `npm start`: the scoring and generation service (REST on QGATE_HTTP_PORT, gRPC on
+ * QGATE_GRPC_PORT) over the shipped models. All wiring is in src/server/app.ts.
  */
-console.error('qgate: service not built yet. The quality core is usable through `npm run score -- <image>`.');
-process.exitCode = 1;
+import { loadConfig } from './config.ts';
+import { isQgateError } from './errors.ts';
+import { logger } from './log.ts';
+import { start } from './server/app.ts';
+
+try {
+  await start(loadConfig());
+} catch (e) {
+  if (isQgateError(e)) logger.fatal({ code: e.code }, e.message);
+  else logger.fatal({ err: e }, 'qgate failed to start');
+  process.exitCode = 1;
+}

@@ -1,0 +1,104 @@
+/**
+ * The service's Prometheus metrics, all on one injected Registry (never prom-client's global one),
+ * so each app instance, and each test, has its own.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export type Transport = 'http' | 'grpc';
+
+export interface Metrics {
+  readonly registry: Registry;
+  requests: Counter<'transport' | 'method' | 'code'>;
+  requestDuration: Histogram<'transport' | 'method'>;
+  qualityScore: Histogram;
+  gateDecisions: Counter<'decision'>;
+  generatedImages: Counter<'generator' | 'version'>;
+  generateAttempts: Counter<'generator' | 'version'>;
+  batchSize: Histogram;
+  queueDepth: Gauge;
+  modelInfo: Gauge<'kind' | 'name' | 'version'>;
+  modelReloads: Counter<'result'>;
+}
+
+export function createMetrics(registry: Registry, options: { defaultMetrics?: boolean } = {}): Metrics {
+  const registers = [registry];
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: 'qgate_tf_tensors',
+    help: 'Tensors currently allocated by TF.js (tf.memory().numTensors); flat under steady load',
+    registers,
+    collect() {
+      this.set(tf.memory().numTensors);
+    },
+  });
+  return {
+    registry,
+    requests: new Counter({
+      name: 'qgate_requests_total',
+      help: 'Requests answered, by transport, method and result code (OK or a qgate error code)',
+      labelNames: ['transport', 'method', 'code'] as const,
+      registers,
+    }),
+    requestDuration: new Histogram({
+      name: 'qgate_request_duration_seconds',
+      help: 'Time from request received to response sent',
+      labelNames: ['transport', 'method'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    qualityScore: new Histogram({
+      name: 'qgate_quality_score',
+      help: 'Q of every scored or generated image (0 best, 1 worst)',
+      buckets: [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1],
+      registers,
+    }),
+    gateDecisions: new Counter({
+      name: 'qgate_gate_decisions_total',
+      help: 'Gate decisions on scored and generated images (pass: Q < tau)',
+      labelNames: ['decision'] as const,
+      registers,
+    }),
+    generatedImages: new Counter({
+      name: 'qgate_generated_images_total',
+      help: 'Images returned by generate calls',
+      labelNames: ['generator', 'version'] as const,
+      registers,
+    }),
+    generateAttempts: new Counter({
+      name: 'qgate_generate_attempts_total',
+      help: 'Samples drawn by generate calls, including those rejected by the gate',
+      labelNames: ['generator', 'version'] as const,
+      registers,
+    }),
+    batchSize: new Histogram({
+      name: 'qgate_batch_size',
+      help: 'Images per model call made by the dynamic batcher',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers,
+    }),
+    queueDepth: new Gauge({
+      name: 'qgate_queue_depth',
+      help: 'Images waiting in the scoring queue',
+      registers,
+    }),
+    modelInfo: new Gauge({
+      name: 'qgate_model_info',
+      help: 'Models being served (value 1): the extractor, the reference set and each active generator version',
+      labelNames: ['kind', 'name', 'version'] as const,
+      registers,
+    }),
+    modelReloads: new Counter({
+      name: 'qgate_model_reloads_total',
+      help: 'Generator versions loaded from the registry folder, by result',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+  };
+}
+
+/** Counts one gate decision and its Q. */
+export function observeScore(m: Metrics, q: number, passed: boolean): void {
+  m.qualityScore.observe(q);
+  m.gateDecisions.inc({ decision: passed ? 'pass' : 'fail' });
+}

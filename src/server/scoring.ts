@@ -1,0 +1,90 @@
+/**
+ * Scoring requests: decode (sharp, on the libuv pool, so off the event loop), then queue the pixels
+ * on the dynamic batcher, which scores concurrent requests in one model call.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ServiceConfig } from '../config.ts';
+import { decodeImage } from '../data/images.ts';
+import type { ImageScore, Quality } from '../quality/index.ts';
+import { validateTau } from '../quality/index.ts';
+import { abortError, DynamicBatcher } from './batcher.ts';
+import { observeScore, type Metrics } from './metrics.ts';
+
+export interface ScoreResult extends ImageScore {
+  tau: number;
+  format: string;
+  width: number;
+  height: number;
+  reference: string;
+  extractor: string;
+}
+
+interface Item {
+  pixels: Float32Array;
+  tau: number;
+}
+
+export class ScoringCore {
+  private readonly batcher: DynamicBatcher<Item, ImageScore>;
+  private readonly quality: Quality;
+  private readonly config: ServiceConfig;
+  private readonly metrics: Metrics;
+
+  constructor(quality: Quality, config: ServiceConfig, metrics: Metrics) {
+    this.quality = quality;
+    this.config = config;
+    this.metrics = metrics;
+    const { height, width, channels } = quality.extractor.input;
+    this.batcher = new DynamicBatcher<Item, ImageScore>({
+      maxBatchSize: config.maxBatchSize,
+      maxQueueDelayMs: config.maxQueueDelayMs,
+      maxQueue: config.maxQueue,
+      onQueueDepth: (d) => metrics.queueDepth.set(d),
+      onBatch: (n) => metrics.batchSize.observe(n),
+      run: async (items) => {
+        const size = height * width * channels;
+        const pixels = new Float32Array(items.length * size);
+        items.forEach((it, i) => pixels.set(it.pixels, i * size));
+        const batch = tf.tensor4d(pixels, [items.length, height, width, channels]);
+        try {
+          const scores = await quality.score(batch);
+          // One model call serves requests with different taus: the gate is applied per item.
+          return scores.map((s, i) => ({ ...s, pass: s.q < items[i]!.tau }));
+        } finally {
+          batch.dispose();
+        }
+      },
+    });
+  }
+
+  get defaultTau(): number {
+    return this.quality.options.tau;
+  }
+
+  /** Resolves when no image waits or is being scored. */
+  idle(): Promise<void> {
+    return this.batcher.idle();
+  }
+
+  /** Decodes and scores one image. Bad bytes and a bad tau reject with their catalogue codes. */
+  async score(bytes: Uint8Array, tau: number | undefined, signal?: AbortSignal): Promise<ScoreResult> {
+    const t = tau ?? this.defaultTau;
+    validateTau(t);
+    const decoded = await decodeImage(bytes, this.quality.extractor.input, {
+      maxBytes: this.config.maxUploadBytes,
+      maxPixels: this.config.maxPixels,
+    });
+    if (signal?.aborted) throw abortError(signal);
+    const s = await this.batcher.submit({ pixels: decoded.pixels, tau: t }, signal);
+    observeScore(this.metrics, s.q, s.pass);
+    return {
+      ...s,
+      tau: t,
+      format: decoded.format,
+      width: decoded.width,
+      height: decoded.height,
+      reference: this.quality.reference.manifest.id,
+      extractor: this.quality.extractor.id,
+    };
+  }
+}
