@@ -221,3 +221,19 @@ test('A model folder with truncated weights is refused with MODEL_INVALID', asyn
     await assert.rejects(loadLayersModel(path.join(dir, 'missing')), { code: 'NOT_FOUND' });
   });
 });
+
+test('Scoring a batch larger than one model call gives the same scores as scoring it in parts', async () => {
+  const extractor = randomExtractor();
+  const ref = referenceFromBuilt(buildReference(extractor, refDigits.images.subarray(0, 50 * 784), [28, 28, 1], 50, { id: 't', k: 3, dataSpec: 'mnist:train', noiseImages: 20 }));
+  const quality = createQuality(extractor, ref, { alpha: 0.5, tau: 0.3, noiseEstimator: 'structure' });
+  const all = tf.tensor4d(refDigits.images.subarray(0, 300 * 784), [300, 28, 28, 1]);
+  const head = all.slice([0, 0, 0, 0], [100, -1, -1, -1]);
+  const tail = all.slice([260, 0, 0, 0], [40, -1, -1, -1]);
+  const whole = await quality.score(all);
+  assert.equal(whole.length, 300);
+  const close = (a: number, b: number) => Math.abs(a - b) < 1e-5;
+  (await quality.score(head)).forEach((s, i) => assert.ok(close(s.q, whole[i]!.q), `image ${i}`));
+  (await quality.score(tail)).forEach((s, i) => assert.ok(close(s.q, whole[260 + i]!.q), `image ${260 + i}`));
+  tf.dispose([all, head, tail]);
+  quality.dispose();
+});

@@ -66,6 +66,9 @@ export function validateTau(tau: number): void {
   if (!(Number.isFinite(tau) && tau > 0 && tau <= 1)) throw new QgateError('INVALID_ARGUMENT', `tau must satisfy 0 < τ ≤ 1, got ${tau}`);
 }
 
+/** Images scored per model call inside `score`. */
+const SCORE_CHUNK = 256;
+
 export function createQuality(extractor: FeatureExtractor, reference: ReferenceSet, options: QualityOptions): Quality {
   validateOptions(options);
   const m = reference.manifest;
@@ -109,22 +112,31 @@ export function createQuality(extractor: FeatureExtractor, reference: ReferenceS
     async score(images, tau = options.tau) {
       validateTau(tau);
       checkImages(images);
-      const parts = tf.tidy(() => {
-        const { distance, realism } = distanceAndRealism(extractor.features(images), reference.tensors);
-        const c = assemble(estimate(images), distance, false);
-        return [c.q, c.noise, c.noiseNorm, c.distance, c.distanceNorm, realism];
-      });
-      const [q, noise, noiseNorm, distance, distanceNorm, realism] = await Promise.all(parts.map((t) => t.data()));
-      tf.dispose(parts);
-      return Array.from(q!, (qi, i) => ({
-        q: qi,
-        pass: qi < tau,
-        noise: noise![i]!,
-        noiseNorm: noiseNorm![i]!,
-        distance: distance![i]!,
-        distanceNorm: distanceNorm![i]!,
-        realism: realism![i]!,
-      }));
+      const out: ImageScore[] = [];
+      // Chunked so the [batch, references] distance matrix stays bounded (256 × 10,000 floats).
+      for (let start = 0; start < images.shape[0]; start += SCORE_CHUNK) {
+        const parts = tf.tidy(() => {
+          const chunk = images.shape[0] <= SCORE_CHUNK ? images
+            : images.slice([start, 0, 0, 0], [Math.min(SCORE_CHUNK, images.shape[0] - start), -1, -1, -1]);
+          const { distance, realism } = distanceAndRealism(extractor.features(chunk), reference.tensors);
+          const c = assemble(estimate(chunk), distance, false);
+          return [c.q, c.noise, c.noiseNorm, c.distance, c.distanceNorm, realism];
+        });
+        const [q, noise, noiseNorm, distance, distanceNorm, realism] = await Promise.all(parts.map((t) => t.data()));
+        tf.dispose(parts);
+        for (let i = 0; i < q!.length; i++) {
+          out.push({
+            q: q![i]!,
+            pass: q![i]! < tau,
+            noise: noise![i]!,
+            noiseNorm: noiseNorm![i]!,
+            distance: distance![i]!,
+            distanceNorm: distanceNorm![i]!,
+            realism: realism![i]!,
+          });
+        }
+      }
+      return out;
     },
     dispose() {
       extractor.dispose();
