@@ -183,6 +183,8 @@ export function trainGeneratorOneStep(g: tf.LayersModel, d: tf.LayersModel, opti
     optimizer.applyGradients(grads);
     // λ = 0: measured after the update's gradient was taken, outside any tape.
     const t = terms ?? qualityTerms(penalty, images!);
+    // Kept tensors escape every tidy, not just the gradient's: what is not returned is freed here.
+    images!.dispose();
     return [value, lossGan!, t.q, t.noise, t.distance];
   });
   const [lossG, lossGan, q, noise, distance] = parts.map((t) => t.dataSync()[0]!);
