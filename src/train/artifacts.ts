@@ -66,6 +66,7 @@ function escapeXml(s: string): string {
 }
 
 function niceNumber(v: number): string {
+  if (Number.isInteger(v)) return String(v);
   return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(2);
 }
 
