@@ -5,14 +5,27 @@
 
 /** mulberry32: a small, fast 32-bit PRNG with good statistical quality for this use. */
 export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
+  return seededRng(seed);
+}
+
+/** mulberry32 whose whole state (one uint32) can be read and restored, for checkpoints. */
+export interface SeededRng {
+  (): number;
+  /** The current state; `seededRng(rng.state())` continues the same stream. */
+  state(): number;
+}
+
+export function seededRng(state: number): SeededRng {
+  let a = state >>> 0;
+  const next = (() => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  }) as SeededRng;
+  next.state = () => a;
+  return next;
 }
 
 /** A uniformly random permutation of 0..n-1 (Fisher–Yates). */
