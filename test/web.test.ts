@@ -23,7 +23,7 @@ import { GENERATOR_FORMAT } from '../src/generator/manifest.ts';
 import { loadQuality, type Quality } from '../src/quality/index.ts';
 import { mulberry32 } from '../src/random.ts';
 import { buildGenerator } from '../src/train/gan-bootstrap.ts';
-import { digitPng, eventually, noisePng, startApp, type Running } from './server-fixture.ts';
+import { digitPng, eventually, noisePng, publishGenerator, startApp, type Running } from './server-fixture.ts';
 
 /** The browser globals that page.evaluate callbacks use: they run in chromium, not in Node. */
 interface BrowserElement { id: string; tagName: string; className: string; textContent: string | null; getBoundingClientRect(): { right: number } }
@@ -256,6 +256,11 @@ describe('web page in chromium', { skip: !haveBrowser && `${CHROMIUM} not instal
     await page.click('button[data-curves="mlp-gan/0001"]');
     await page.locator('[data-version-card="mlp-gan/0001"] [data-empty=history]').waitFor({ timeout: 10_000 });
     await shot('runs-curves');
+    // A version published while the page is open shows up on "Reload versions".
+    await publishGenerator(s.registryDir, 'late', '0001');
+    await eventually(() => s.app.service.listGenerators().some((g) => g.name === 'late' && g.active === '0001'), 15_000, 'late/0001 active');
+    await page.click('#runs-reload');
+    await page.locator('#runs-late tr[data-version="0001"]').waitFor({ timeout: 10_000 });
   });
 
   test('Should show the backend and models on the status tab, with working links', async () => {

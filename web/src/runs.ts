@@ -43,7 +43,9 @@ export function mountRuns(panel: HTMLElement, generators: GeneratorInfo[]): void
     emptyCompare.hidden = selected.size > 0;
   };
 
-  panel.append(h('h2', {}, 'Runs and versions'));
+  panel.append(h('div', { class: 'row', style: 'justify-content:space-between;align-items:center' },
+    h('h2', {}, 'Runs and versions'),
+    h('button', { type: 'button', class: 'secondary', id: 'runs-reload', onclick: () => void reload(panel) }, 'Reload versions')));
   if (!generators.length) panel.append(h('p', { class: 'empty' }, 'No generator is published yet.'));
   for (const g of generators) {
     const rows = g.versions.map((v) => {
@@ -74,6 +76,16 @@ export function mountRuns(panel: HTMLElement, generators: GeneratorInfo[]): void
       h('p', { class: 'muted' }, 'Metrics come from each version\'s manifest, as the trainer measured them at publication (FID and precision/recall in the φ feature space against MNIST test; pass rate at the manifest\'s τ). "—": the version\'s manifest has no such metric.')));
   }
   panel.append(h('div', { class: 'card' }, h('h3', {}, 'Training curves'), emptyCompare, compare));
+}
+
+async function reload(panel: HTMLElement): Promise<void> {
+  try {
+    const generators = await api.generators();
+    panel.replaceChildren();
+    mountRuns(panel, generators);
+  } catch (e) {
+    panel.prepend(h('div', { class: 'error', role: 'alert' }, describeError(e)));
+  }
 }
 
 function versionCard(g: GeneratorInfo, v: VersionInfo): HTMLElement {
@@ -130,6 +142,8 @@ function renderHistory(body: HTMLElement, hist: History): void {
       axes: [{ label: 'step' }, {}],
       series: [{ label: 'step' }, ...series.map((s) => ({ width: 1.5, spanGaps: true, ...s }))],
       legend: { live: true },
+      // Hovering a step in one version's chart shows the same step in the others being compared.
+      cursor: { sync: { key: `qgate-${title}` } },
     }, data, holder);
     new ResizeObserver(() => plot.setSize({ width: Math.max(260, body.clientWidth), height: 180 })).observe(body);
   }
