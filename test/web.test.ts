@@ -10,7 +10,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -53,14 +53,14 @@ async function noisyDigitPng(sigma: number, seed = 9): Promise<Buffer> {
 }
 
 /** A synthetic run history in the trainer's metrics.jsonl format. */
-function historyJsonl(): Buffer {
+function historyJsonl(steps = 2000, scale = 1): Buffer {
   const lines: object[] = [];
-  for (let step = 50; step <= 2000; step += 50) {
+  for (let step = 50; step <= steps; step += 50) {
     const t = step / 2000;
-    lines.push({ step, epoch: step / 500, lossD: 1.2 + 0.1 * Math.sin(step / 90), lossG: 1.1 - 0.3 * t, lossGan: 1.0, q: 0.6 - 0.45 * t, noise: 0.1, distance: 0.5, stepMs: 95 });
-    if (step % 500 === 0) lines.push({ type: 'fid', step, epoch: step / 500, samples: 500, fid: 80 / (1 + 3 * t), meanQ: 0.6 - 0.45 * t, precision: 0.5, recall: 0.4 });
+    lines.push({ step, epoch: step / 500, lossD: scale * (1.2 + 0.1 * Math.sin(step / 90)), lossG: scale * (1.1 - 0.3 * t), lossGan: 1.0, q: 0.6 - 0.45 * t, noise: 0.1, distance: 0.5, stepMs: 95 });
+    if (step % 500 === 0) lines.push({ type: 'fid', step, epoch: step / 500, samples: 500, fid: scale * 80 / (1 + 3 * t), meanQ: 0.6 - 0.45 * t, precision: 0.5, recall: 0.4 });
   }
-  lines.push({ type: 'eval', step: 2000, samples: 2000, fid: 19.5, fidFloor: 2.1, precision: 0.71, recall: 0.55, meanQ: 0.16, passRate: 0.88, tau: 0.3 });
+  lines.push({ type: 'eval', step: steps, samples: 2000, fid: scale * 19.5, fidFloor: 2.1, precision: 0.71, recall: 0.55, meanQ: 0.16, passRate: 0.88, tau: 0.3 });
   return Buffer.from(lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
 }
 
@@ -84,6 +84,8 @@ before(async () => {
     'metrics.jsonl': historyJsonl(),
   });
   model.dispose();
+  // An older run with half the steps and higher losses, to compare against on the same axes.
+  await writeFile(path.join(s.registryDir, 'tiny', '0001', 'metrics.jsonl'), historyJsonl(1000, 1.6));
   await s.app.service.registry.rescan();
   await eventually(() => s.app.service.describeGenerator('tiny').active === '0002' && s.app.service.describeGenerator('mlp-gan').active === '0001', 15_000, 'tiny/0002 and mlp-gan/0001 active');
 });
@@ -180,8 +182,24 @@ describe('web page in chromium', { skip: !haveBrowser && `${CHROMIUM} not instal
     await upload('huge.png', Buffer.alloc(300 * 1024, 1)); // the fixture's limit is 256 KiB
     assert.match((await page.locator('#score-error').textContent()) ?? '', /^Too large.*IMAGE_TOO_LARGE/);
     await shot('score-too-large');
+    await upload('drawing.svg', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="28" height="28"><rect width="28" height="28"/></svg>'), 'image/svg+xml');
+    assert.match((await page.locator('#score-error').textContent()) ?? '', /^Unsupported format.*UNSUPPORTED_FORMAT/);
     await upload('digit.png', await digitPng());
     assert.equal(await page.locator('#score-error').textContent(), '');
+  });
+
+  test('Should score an image dropped on the drop zone', async () => {
+    const before = scoreRequests.length;
+    // A string, not a function: it runs in chromium, where DataTransfer and File exist.
+    const b64 = (await noisePng()).toString('base64');
+    const dataTransfer = await page.evaluateHandle(`(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([Uint8Array.from(atob('${b64}'), (c) => c.charCodeAt(0))], 'dropped.png', { type: 'image/png' }));
+      return dt;
+    })()`);
+    await page.dispatchEvent('#score-drop', 'drop', { dataTransfer });
+    await eventually(async () => scoreRequests.length > before && (await verdict()) === '✕ FAIL', 10_000, 'the dropped image scored');
+    assert.match((await page.locator('#score-result').textContent()) ?? '', /dropped\.png/);
   });
 
   test('Should move between tabs with the arrow keys', async () => {
@@ -253,6 +271,8 @@ describe('web page in chromium', { skip: !haveBrowser && `${CHROMIUM} not instal
     const card = page.locator('[data-version-card="tiny/0002"]');
     await card.locator('canvas').nth(2).waitFor({ timeout: 10_000 });
     assert.equal(await card.locator('.uplot').count(), 3);
+    await page.click('button[data-curves="tiny/0001"]');
+    await page.locator('[data-version-card="tiny/0001"] canvas').nth(2).waitFor({ timeout: 10_000 });
     await page.click('button[data-curves="mlp-gan/0001"]');
     await page.locator('[data-version-card="mlp-gan/0001"] [data-empty=history]').waitFor({ timeout: 10_000 });
     await shot('runs-curves');

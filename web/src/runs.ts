@@ -37,7 +37,9 @@ export function mountRuns(panel: HTMLElement, generators: GeneratorInfo[]): void
       selected.set(key, card);
       compare.append(card);
     } else if (!on) {
-      selected.get(key)?.remove();
+      const card = selected.get(key);
+      if (card) disposeCard(card);
+      card?.remove();
       selected.delete(key);
     }
     emptyCompare.hidden = selected.size > 0;
@@ -81,6 +83,7 @@ export function mountRuns(panel: HTMLElement, generators: GeneratorInfo[]): void
 async function reload(panel: HTMLElement): Promise<void> {
   try {
     const generators = await api.generators();
+    for (const card of panel.querySelectorAll('article')) disposeCard(card);
     panel.replaceChildren();
     mountRuns(panel, generators);
   } catch (e) {
@@ -104,6 +107,50 @@ function versionCard(g: GeneratorInfo, v: VersionInfo): HTMLElement {
     body.replaceChildren(h('div', { class: 'error', role: 'alert' }, describeError(e)));
   });
   return card;
+}
+
+/**
+ * Charts of the same kind share their axes across the versions compared, so that side by side the
+ * same height means the same loss, Q or FID.
+ */
+interface SharedPlot { plot: uPlot; x: [number, number]; y: [number, number] }
+const sharedAxes = new Map<string, Set<SharedPlot>>();
+const cardPlots = new WeakMap<HTMLElement, Array<[string, SharedPlot]>>();
+
+function extent(values: Array<number | null | undefined>): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    if (typeof v === 'number' && Number.isFinite(v)) {
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+  }
+  return [lo, hi];
+}
+
+function alignAxes(title: string): void {
+  const plots = [...(sharedAxes.get(title) ?? [])];
+  if (!plots.length) return;
+  const [x0, x1] = extent(plots.flatMap((p) => p.x));
+  const [y0, y1] = extent(plots.flatMap((p) => p.y));
+  if (!Number.isFinite(x0) || !Number.isFinite(y0)) return;
+  const pad = (y1 - y0) * 0.05 || Math.abs(y0) * 0.05 || 1;
+  for (const p of plots) {
+    p.plot.batch(() => {
+      p.plot.setScale('x', { min: x0, max: x1 > x0 ? x1 : x0 + 1 });
+      p.plot.setScale('y', { min: y0 - pad, max: y1 + pad });
+    });
+  }
+}
+
+function disposeCard(card: HTMLElement): void {
+  for (const [title, entry] of cardPlots.get(card) ?? []) {
+    sharedAxes.get(title)?.delete(entry);
+    entry.plot.destroy();
+    alignAxes(title);
+  }
+  cardPlots.delete(card);
 }
 
 function renderHistory(body: HTMLElement, hist: History): void {
@@ -146,5 +193,11 @@ function renderHistory(body: HTMLElement, hist: History): void {
       cursor: { sync: { key: `qgate-${title}` } },
     }, data, holder);
     new ResizeObserver(() => plot.setSize({ width: Math.max(260, body.clientWidth), height: 180 })).observe(body);
+    const entry: SharedPlot = { plot, x: extent(data[0] as number[]), y: extent(data.slice(1).flat() as Array<number | null>) };
+    if (!sharedAxes.has(title)) sharedAxes.set(title, new Set());
+    sharedAxes.get(title)!.add(entry);
+    const card = body.closest('article');
+    if (card) cardPlots.set(card, [...(cardPlots.get(card) ?? []), [title, entry]]);
+    alignAxes(title);
   }
 }
