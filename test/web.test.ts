@@ -7,7 +7,7 @@
  * Without /usr/bin/chromium the browser tests are skipped with a note (`.ci/run` installs it and
  * sets QGATE_REQUIRE_BROWSER=1, which turns the skip into a failure).
  */
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -100,6 +100,7 @@ describe('serving the page', () => {
     const res = await fetch(`${s.base}/`);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(res.headers.get('content-security-policy') ?? '', /default-src 'self'; script-src 'self'/);
     const html = await res.text();
     const js = /src="(\/assets\/app-[\w]+\.js)"/.exec(html)?.[1];
     const css = /href="(\/assets\/app-[\w]+\.css)"/.exec(html)?.[1];
@@ -117,6 +118,7 @@ describe('web page in chromium', { skip: !haveBrowser && `${CHROMIUM} not instal
   let browser: Browser;
   let page: Page;
   const scoreRequests: string[] = [];
+  const problems: string[] = [];
 
   before(async () => {
     await mkdir(ARTIFACTS, { recursive: true });
@@ -128,9 +130,14 @@ describe('web page in chromium', { skip: !haveBrowser && `${CHROMIUM} not instal
     });
     page = await browser.newPage({ viewport: { width: 1200, height: 900 }, acceptDownloads: true });
     page.on('request', (r) => { if (r.url().endsWith('/score')) scoreRequests.push(r.url()); });
-    page.on('pageerror', (e) => { throw e; });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    // A Content-Security-Policy violation is only a console message: each test fails on one.
+    page.on('console', (m) => { if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) problems.push(m.text()); });
     await page.goto(`${s.base}/`);
     await page.waitForSelector('body[data-ready=true]', { timeout: 15_000 });
+  });
+  afterEach(() => {
+    assert.deepEqual(problems.splice(0), [], 'no script errors or CSP violations in the page');
   });
   after(async () => {
     await browser?.close();

@@ -283,7 +283,13 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   const webIndex = path.join(config.webDir, 'index.html');
   app.get('/', handle('web', (_req, res) => {
     if (!existsSync(webIndex)) throw new QgateError('NOT_FOUND', `the web page is not built (no ${webIndex}): run npm run build`);
-    res.set('Cache-Control', 'no-cache').sendFile(webIndex);
+    res.set({
+      'Cache-Control': 'no-cache',
+      // Everything the page needs comes from this origin; images are data: URLs (the grid) and a
+      // blob: URL (the download). Inline style attributes are set by the page and by uPlot.
+      'Content-Security-Policy': "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      'X-Content-Type-Options': 'nosniff',
+    }).sendFile(webIndex);
   }));
   app.use('/assets', express.static(path.join(config.webDir, 'assets'), { immutable: true, maxAge: '1y', index: false, fallthrough: true }));
 
