@@ -27,6 +27,16 @@ RUN npm ci --omit=dev --no-audit --no-fund \
     fi \
  && npm cache clean --force
 
+# The web page: built with the dev dependencies (esbuild, uPlot), copied into the image as files.
+FROM node AS web
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json ./
+COPY scripts ./scripts
+COPY web ./web
+RUN npm run build
+
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime-cpu
 
 # The CUDA runtime with Node copied in from the official image; uid 1000 as in the node image.
@@ -51,9 +61,12 @@ COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
 COPY proto ./proto
 COPY models ./models
+COPY scripts/build-web.ts ./scripts/build-web.ts
+COPY --from=web /app/dist/web ./dist/web
 USER node
 EXPOSE 8080 50051
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.QGATE_HTTP_PORT || 8080) + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # npm forwards SIGTERM to the service, which drains (QGATE_SHUTDOWN_TIMEOUT_MS) before it exits.
+# Its prestart (npm run build) finds no build tools in this production install and keeps dist/web.
 CMD ["npm", "start"]

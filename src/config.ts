@@ -72,6 +72,8 @@ export interface ServiceConfig {
   adminToken: string | undefined;
   /** QGATE_SHUTDOWN_TIMEOUT_MS: how long in-flight requests get to finish on SIGTERM. */
   shutdownTimeoutMs: number;
+  /** QGATE_WEB_DIR: the built web page (`npm run build`), served at `/`. */
+  webDir: string;
   /** QGATE_GRPC_MAX_SEND_BYTES: largest gRPC response message. */
   grpcMaxSendBytes: number;
   /** QGATE_HTTP_REQUEST_TIMEOUT_MS: Node's requestTimeout (whole request received within it). */
@@ -164,6 +166,7 @@ function loadServiceConfig(env: Env, modelsDir: string): ServiceConfig {
     registryRescanMs: integer(env, 'QGATE_REGISTRY_RESCAN_MS', 5000, 0, 3_600_000),
     adminToken: token || undefined,
     shutdownTimeoutMs: integer(env, 'QGATE_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    webDir: path.resolve(env.QGATE_WEB_DIR || path.join('dist', 'web')),
     grpcMaxSendBytes: integer(env, 'QGATE_GRPC_MAX_SEND_BYTES', 16 * MiB, 64 * 1024, 1024 * MiB),
     httpRequestTimeoutMs: integer(env, 'QGATE_HTTP_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
   };

@@ -22,7 +22,7 @@ async function tinyModels(dir: string): Promise<void> {
   await publishGenerator(path.join(dir, 'generators'), 'tiny', '0001');
 }
 
-test('npm start serves, and on SIGTERM finishes in-flight requests and exits 0', async () => {
+test('npm start builds and serves the web page, and on SIGTERM finishes in-flight requests and exits 0', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'qgate-process-'));
   try {
     await tinyModels(dir);
@@ -37,6 +37,10 @@ test('npm start serves, and on SIGTERM finishes in-flight requests and exits 0',
     const port = Number(/"httpPort":(\d+)/.exec(log)![1]);
     const base = `http://127.0.0.1:${port}`;
     await eventually(async () => (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200, 60_000, 'readiness');
+    // prestart built the web page from this checkout's sources: npm start serves it at /.
+    const page = await fetch(`${base}/`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<script type="module" src="\/assets\/app-\w+\.js">/);
     // About 5,000 samples (n × 20 attempts): long enough to be in flight when SIGTERM arrives.
     const inFlight = fetch(`${base}/generate?n=256&tau=0.001&seed=1`);
     await new Promise((r) => setTimeout(r, 300));

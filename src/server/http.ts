@@ -4,6 +4,8 @@
  * both bounded by QGATE_MAX_UPLOAD_BYTES.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import multer from 'multer';
 import type { Registry } from 'prom-client';
@@ -229,6 +231,13 @@ export function createHttpApp(deps: HttpDeps): express.Express {
     res.json(service.describeGenerator(String(req.params.name)));
   }));
 
+  app.get('/v1/generators/:name/:version/metrics', handle('generator_metrics', async (req, res) => {
+    res.json(await service.trainingHistory(String(req.params.name), String(req.params.version)));
+  }));
+  app.get('/v1/status', handle('status', (_req, res) => {
+    res.json(service.status());
+  }));
+
   const adminJson = express.json({ limit: '1kb' });
   app.put('/v1/generators/:name/pin', adminJson, bodyErrors('pin_generator'), handle('pin_generator', async (req, res) => {
     requireAdmin(req);
@@ -268,6 +277,21 @@ export function createHttpApp(deps: HttpDeps): express.Express {
   app.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument(config));
   });
+
+  // The web page (npm run build). Assets carry a content hash in their names, so they are immutable;
+  // the page itself is revalidated so a rebuilt bundle is picked up at once.
+  const webIndex = path.join(config.webDir, 'index.html');
+  app.get('/', handle('web', (_req, res) => {
+    if (!existsSync(webIndex)) throw new QgateError('NOT_FOUND', `the web page is not built (no ${webIndex}): run npm run build`);
+    res.set({
+      'Cache-Control': 'no-cache',
+      // Everything the page needs comes from this origin; images are data: URLs (the grid) and a
+      // blob: URL (the download). Inline style attributes are set by the page and by uPlot.
+      'Content-Security-Policy': "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      'X-Content-Type-Options': 'nosniff',
+    }).sendFile(webIndex);
+  }));
+  app.use('/assets', express.static(path.join(config.webDir, 'assets'), { immutable: true, maxAge: '1y', index: false, fallthrough: true }));
 
   app.use(handle('not_found', (req) => {
     throw new QgateError('NOT_FOUND', `no route ${req.method} ${req.path}`);

@@ -115,6 +115,28 @@ export function openApiDocument(config: ServiceConfig): object {
           responses: { '200': { description: 'The generator', content: json(ref('GeneratorInfo')) }, '404': errorResponse('NOT_FOUND') },
         },
       },
+      '/v1/generators/{name}/{version}/metrics': {
+        get: {
+          summary: "A published version's training history: the run's metrics.jsonl, if the trainer copied it into the version folder",
+          description: 'Lines as the trainer wrote them: step lines {step, epoch, lossD, lossG, q, noise, distance, stepMs}, {type: "fid"} lines per epoch and one {type: "eval"} line. available is false (and lines empty) when the version has no metrics.jsonl. Step lines beyond 2000 are thinned evenly.',
+          parameters: [nameParam, { name: 'version', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' } }],
+          responses: {
+            '200': {
+              description: 'The history',
+              content: json({
+                type: 'object', required: ['generator', 'version', 'available', 'lines'],
+                properties: {
+                  generator: { type: 'string' }, version: { type: 'string' }, available: { type: 'boolean' },
+                  lines: { type: 'array', items: { type: 'object', additionalProperties: true } },
+                  thinned: { type: 'integer' }, skipped: { type: 'integer', description: 'Lines that were not JSON objects' },
+                },
+              }),
+            },
+            '400': errorResponse('Bad name or version (INVALID_ARGUMENT)'),
+            '404': errorResponse('Unknown generator or version (NOT_FOUND)'),
+          },
+        },
+      },
       '/v1/generators/{name}/pin': {
         put: {
           summary: 'Pin a version (admin)', ...admin, parameters: [nameParam],
@@ -130,6 +152,18 @@ export function openApiDocument(config: ServiceConfig): object {
         post: {
           summary: 'Rescan the registry folder now (admin)', ...admin,
           responses: { '200': { description: 'All generators after the scan', content: json({ type: 'object' }) }, '401': errorResponse('UNAUTHORIZED') },
+        },
+      },
+      '/v1/status': {
+        get: {
+          summary: 'What is serving: the TF.js backend (gpu, node, wasm or cpu), the loaded models, the gate and the limits',
+          responses: { '200': { description: 'The status (also while starting or draining; see ready)', content: json(ref('Status')) } },
+        },
+      },
+      '/': {
+        get: {
+          summary: 'The web page (built by npm run build): score, generate, runs and versions, status',
+          responses: { '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } }, '404': errorResponse('The page is not built (NOT_FOUND)') },
         },
       },
       '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'The process is up', content: json({ type: 'object' }) } } } },
@@ -165,6 +199,39 @@ export function openApiDocument(config: ServiceConfig): object {
             generator: { type: 'string' }, version: { type: 'string' }, seed: { type: 'integer' }, tau: { type: 'number' },
             n: { type: 'integer' }, count: { type: 'integer' }, attempts: { type: 'integer' }, exhausted: { type: 'boolean' },
             images: { type: 'array', items: { type: 'object', properties: { png: { type: 'string', format: 'byte' }, q: { type: 'number' }, passed: { type: 'boolean' } } } },
+          },
+        },
+        Bounds: { type: 'object', properties: { lo: { type: 'number' }, hi: { type: 'number' } } },
+        Status: {
+          type: 'object',
+          required: ['state', 'ready', 'backend', 'gate', 'models', 'limits', 'uptimeSeconds'],
+          properties: {
+            state: { type: 'string', enum: ['starting', 'serving', 'draining', 'stopped'] },
+            ready: { type: 'boolean' },
+            backend: {
+              type: 'object', nullable: true,
+              properties: { name: { type: 'string', enum: ['gpu', 'node', 'wasm', 'cpu'] }, tfBackend: { type: 'string' }, reason: { type: 'string' } },
+            },
+            gate: {
+              type: 'object', nullable: true,
+              properties: {
+                tau: { type: 'number' }, alpha: { type: 'number' }, beta: { type: 'number' }, noiseEstimator: { type: 'string' },
+                calibration: { type: 'object', description: "Norm's bounds: Norm(x) = clamp((x − lo)/(hi − lo), 0, 1)", properties: { noise: ref('Bounds'), distance: ref('Bounds') } },
+              },
+            },
+            models: {
+              type: 'object',
+              properties: {
+                extractor: { type: 'object', nullable: true, properties: { id: { type: 'string' }, architecture: { type: 'string' }, featureLayer: { type: 'string' }, input: { type: 'object' } } },
+                reference: { type: 'object', nullable: true, properties: { id: { type: 'string' }, count: { type: 'integer' }, k: { type: 'integer' }, data: { type: 'string' } } },
+                generators: {
+                  type: 'array',
+                  items: { type: 'object', properties: { name: { type: 'string' }, active: { type: 'string', nullable: true }, pinned: { type: 'string', nullable: true }, loaded: { type: 'array', items: { type: 'string' } } } },
+                },
+              },
+            },
+            limits: { type: 'object', properties: { maxUploadBytes: { type: 'integer' }, maxPixels: { type: 'integer' }, generateMaxN: { type: 'integer' }, batchMaxFiles: { type: 'integer' } } },
+            uptimeSeconds: { type: 'integer' },
           },
         },
         GeneratorInfo: {

@@ -385,6 +385,18 @@ export class GeneratorRegistry {
     return this.describe(name);
   }
 
+  /**
+   * The folder of a version found by the last scan, for reading files a publisher put next to the
+   * model (metrics.jsonl). NOT_FOUND for a name or version the registry does not list.
+   */
+  versionDir(name: string, version: string): string {
+    validateName('generator', name);
+    validateName('version', version);
+    if (!this.onDisk.has(name) && !this.active.has(name)) throw new QgateError('NOT_FOUND', `no generator named '${name}'`);
+    if (!this.onDisk.get(name)?.has(version)) throw new QgateError('NOT_FOUND', `generator '${name}' has no version '${version}'`);
+    return path.join(this.o.dir, name, version);
+  }
+
   /** Counts what a generate call served from a version (for the listing). */
   recordServed(name: string, version: string, images: number, attempts: number): void {
     const key = `${name}/${version}`;
