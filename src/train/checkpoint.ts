@@ -22,6 +22,8 @@ export interface CheckpointState<C> {
   step: number;
   /** State of the RNG that draws the training latents (src/random.ts seededRng). */
   rngState: number;
+  /** Wall seconds spent by this run so far, over all its resumed segments. */
+  trainSeconds?: number;
   config: C;
   savedAt: string;
 }

@@ -195,12 +195,14 @@ export async function trainGan(configIn: TrainConfig, options: RunOptions): Prom
   let config = validateConfig({ ...configIn });
   let startStep = 0;
   let rngState = (config.seed * 2654435761) >>> 0;
+  let secondsBefore = 0;
   const metricsFile = path.join(runDir, 'metrics.jsonl');
   if (options.resume) {
     const state = await readCheckpointState<TrainConfig>(runDir);
     config = validateConfig({ ...state.config, ...(options.steps !== undefined ? { steps: options.steps } : {}) });
     startStep = state.step;
     rngState = state.rngState;
+    secondsBefore = state.trainSeconds ?? 0;
     await truncateMetrics(metricsFile, startStep);
     say(`resuming ${runDir} at step ${startStep} of ${config.steps}`);
   } else {
@@ -325,7 +327,7 @@ export async function trainGan(configIn: TrainConfig, options: RunOptions): Prom
       rebuildDQuality();
     }
     if (epochEnded || step % config.checkpointEvery === 0 || step === stopAt) {
-      await saveCheckpoint<TrainConfig>(runDir, models, { step, rngState: rng.state(), config });
+      await saveCheckpoint<TrainConfig>(runDir, models, { step, rngState: rng.state(), trainSeconds: secondsBefore + (performance.now() - t0) / 1000, config });
     }
   }
   if (startStep === stopAt && startStep > 0) say(`checkpoint is already at step ${startStep}; nothing to train`);
@@ -350,13 +352,13 @@ export async function trainGan(configIn: TrainConfig, options: RunOptions): Prom
   await writeCurves(runDir, config, metricsFile);
 
   if (options.modelsDir) {
-    const published = await publishGenerator(g, path.join(options.modelsDir, 'generators'), generatorManifest(config, result, runDir, (performance.now() - t0) / 1000));
+    const published = await publishGenerator(g, path.join(options.modelsDir, 'generators'), generatorManifest(config, result, runDir, secondsBefore + (performance.now() - t0) / 1000));
     result.published = { dir: published.dir, version: published.manifest.version };
     say(`published ${published.dir}`);
   }
   result.seconds = (performance.now() - t0) / 1000;
   await writeFile(path.join(runDir, 'summary.json'), JSON.stringify({
-    config, step, stepMsMedian: result.stepMsMedian, seconds: result.seconds, eval: result.eval, published: result.published,
+    config, step, stepMsMedian: result.stepMsMedian, seconds: result.seconds, totalSeconds: secondsBefore + result.seconds, eval: result.eval, published: result.published,
     backend: tf.getBackend(), code: gitCommit(),
   }, null, 2) + '\n');
   return result;
@@ -389,6 +391,7 @@ function generatorManifest(config: TrainConfig, result: RunResult, runDir: strin
       stepMsMedian: result.stepMsMedian,
       backend: tf.getBackend(),
       run: path.basename(runDir),
+      // Wall seconds of the whole run, summed over its resumed segments (evaluations included).
       seconds: Math.round(seconds),
     },
     metrics: result.eval ?? null,

@@ -1,0 +1,45 @@
+/**
+ * `npm run bench:gan-step`: median wall time of one D step and one G step (batch 64, latent 100)
+ * per architecture, with λ = 0 (Q measured forward only, for the log) and λ = 0.1 (Q back-propagated).
+ * Each step ends with a read of its losses, so the times are of finished work.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.ts';
+import { loadConfig } from '../src/config.ts';
+import { loadQuality } from '../src/quality/index.ts';
+import { ARCHITECTURES, buildDiscriminator, buildGenerator, makeOptimizer, trainDiscriminatorOneStep, trainGeneratorOneStep } from '../src/train/gan.ts';
+
+const backend = await initBackend(loadConfig(process.env).backend);
+const quality = await loadQuality(loadConfig(process.env));
+const STEPS = 12;
+const WARMUP = 2;
+const median = (a: number[]) => {
+  const s = a.slice(WARMUP).sort((x, y) => x - y);
+  return s[s.length >> 1]!;
+};
+console.log(`backend ${backend.name}, batch 64, median of ${STEPS - WARMUP} steps after ${WARMUP} warm-up`);
+console.log('| arch | λ | D step (ms) | G step (ms) | total (ms) |\n|---|---|---|---|---|');
+for (const arch of ARCHITECTURES) {
+  for (const lambda of [0, 0.1]) {
+    const g = buildGenerator(arch, 100, 1);
+    const d = buildDiscriminator(arch, 1);
+    const optG = makeOptimizer(1e-3);
+    const optD = makeOptimizer(5e-4);
+    const real = tf.randomUniform([64, 28, 28, 1], -1, 1, 'float32', 1) as tf.Tensor4D;
+    const z = tf.randomNormal([64, 100], 0, 1, 'float32', 2) as tf.Tensor2D;
+    const penalty = { quality, lambda, alpha: 0.5, beta: 0.5 };
+    const tD: number[] = [];
+    const tG: number[] = [];
+    for (let i = 0; i < STEPS; i++) {
+      let t0 = performance.now();
+      trainDiscriminatorOneStep(g, d, optD, real, z);
+      tD.push(performance.now() - t0);
+      t0 = performance.now();
+      trainGeneratorOneStep(g, d, optG, z, penalty);
+      tG.push(performance.now() - t0);
+    }
+    console.log(`| ${arch} | ${lambda} | ${median(tD).toFixed(0)} | ${median(tG).toFixed(0)} | ${(median(tD) + median(tG)).toFixed(0)} |`);
+    for (const x of [g, d, optG, optD, real, z]) x.dispose();
+  }
+}
+quality.dispose();
