@@ -12,24 +12,10 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { saveLayersModel } from '../backend/model-io.ts';
-import { QgateError } from '../errors.ts';
+import { GENERATOR_FORMAT, validateName, type GeneratorManifest } from '../generator/manifest.ts';
 
-export const GENERATOR_FORMAT = 'qgate-generator/1';
-export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-
-export interface GeneratorManifest {
-  format: typeof GENERATOR_FORMAT;
-  name: string;
-  version: string;
-  architecture: string;
-  latentSize: number;
-  imageShape: [number, number, number];
-  outputRange: [number, number];
-  createdAt: string;
-  training: Record<string, unknown>;
-  code: string;
-  [key: string]: unknown;
-}
+/** What the trainer writes: the service's manifest with the training record and code commit required. */
+export type PublishedManifest = GeneratorManifest & { training: Record<string, unknown>; code: string };
 
 /** What the publisher is given; format, version and createdAt are filled in when it is written. */
 export interface PublishInput {
@@ -44,10 +30,7 @@ export interface PublishInput {
 }
 
 export function validateGeneratorName(name: string): string {
-  if (!NAME_PATTERN.test(name) || name.includes('..')) {
-    throw new QgateError('INVALID_ARGUMENT', `generator name must match ${NAME_PATTERN.source} (no '..'), got ${JSON.stringify(name)}`);
-  }
-  return name;
+  return validateName('generator', name);
 }
 
 /** The version after the highest numbered one in `<generatorsDir>/<name>/` ('0001' for the first). */
@@ -71,19 +54,20 @@ export async function publishGenerator(
   generator: tf.LayersModel,
   generatorsDir: string,
   manifest: PublishInput,
-): Promise<{ dir: string; manifest: GeneratorManifest }> {
+  extraFiles: Record<string, unknown> = {},
+): Promise<{ dir: string; manifest: PublishedManifest }> {
   const { name, architecture, latentSize, imageShape, outputRange, ...rest } = manifest;
   validateGeneratorName(name);
   for (let attempt = 0; ; attempt++) {
     const version = await nextVersion(generatorsDir, name);
     // Key order as in the service's manifests: identity first.
-    const ordered: GeneratorManifest = {
+    const ordered: PublishedManifest = {
       format: GENERATOR_FORMAT, name, version, architecture, latentSize, imageShape, outputRange,
       createdAt: new Date().toISOString(), ...rest,
     };
     const dir = path.join(generatorsDir, name, version);
     try {
-      await saveLayersModel(generator, dir, { 'manifest.json': ordered });
+      await saveLayersModel(generator, dir, { ...extraFiles, 'manifest.json': ordered });
       return { dir, manifest: ordered };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;

@@ -352,7 +352,10 @@ export async function trainGan(configIn: TrainConfig, options: RunOptions): Prom
   await writeCurves(runDir, config, metricsFile);
 
   if (options.modelsDir) {
-    const published = await publishGenerator(g, path.join(options.modelsDir, 'generators'), generatorManifest(config, result, runDir, secondsBefore + (performance.now() - t0) / 1000));
+    // metrics.jsonl travels with the version, so the web page can draw its training curves.
+    const published = await publishGenerator(g, path.join(options.modelsDir, 'generators'),
+      generatorManifest(config, result, runDir, secondsBefore + (performance.now() - t0) / 1000),
+      { 'metrics.jsonl': await readFile(metricsFile) });
     result.published = { dir: published.dir, version: published.manifest.version };
     say(`published ${published.dir}`);
   }
