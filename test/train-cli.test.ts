@@ -25,6 +25,6 @@ test('--arch mlp takes the original learning rates; --epochs counts whole passes
 test('Bad values are refused with a message naming them', () => {
   assert.throws(() => validateConfig(configFromFlags(flags({ lambda: -1 }))), /--lambda must be ≥ 0, got -1/);
   assert.throws(() => validateConfig(configFromFlags(flags({ alpha: 0, beta: 0 }))), /--alpha and --beta/);
-  assert.throws(() => validateConfig(configFromFlags(flags({ name: '../evil' }))), /generator name must match/);
+  assert.throws(() => validateConfig(configFromFlags(flags({ name: '../evil' }))), /generator must match/);
   assert.throws(() => validateConfig(configFromFlags(flags({ batchSize: 0 }))), /--batch-size must be an integer ≥ 1/);
 });
