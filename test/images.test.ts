@@ -195,7 +195,7 @@ describe('decodeImage', () => {
 
   test('SVG is refused as UNSUPPORTED_FORMAT', async () => {
     const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="#fff"/></svg>');
-    await rejectsWith(decodeImage(svg, GRAY28), 'UNSUPPORTED_FORMAT', /svg/);
+    await rejectsWith(decodeImage(svg, GRAY28), 'UNSUPPORTED_FORMAT', /svg/i);
   });
 
   test('PDF is refused as UNSUPPORTED_FORMAT', async () => {

@@ -87,6 +87,17 @@ function startsWith(bytes: Uint8Array, ascii: string): boolean {
 }
 
 /**
+ * True when the first byte after an optional UTF-8 BOM and whitespace is '<': SVG, XML or HTML. No
+ * raster format starts that way, and refusing these before sharp means libxml2/librsvg never parse
+ * a client's document (DTDs, external entities, entity expansion), not even to read its header.
+ */
+function looksLikeMarkup(bytes: Uint8Array): boolean {
+  let i = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  while (i < bytes.length && i < 1024 && (bytes[i] === 0x20 || bytes[i] === 0x09 || bytes[i] === 0x0a || bytes[i] === 0x0d)) i++;
+  return bytes[i] === 0x3c;
+}
+
+/**
  * Maps anything sharp throws to a QgateError, so that no raw libvips message (or its absence of a
  * code) escapes: the pixel-limit refusal is IMAGE_TOO_LARGE, everything else IMAGE_UNDECODABLE.
  */
@@ -108,8 +119,8 @@ function wrapSharpError(e: unknown, bytes: Uint8Array, maxPixels: number): Qgate
  * Decodes image bytes into the model's input. The conversion is fixed, so the same bytes always
  * give the same pixels:
  *
- * 1. Refuse empty input (IMAGE_MISSING) and input over `maxBytes` (IMAGE_TOO_LARGE), before sharp
- *    sees a byte.
+ * 1. Refuse empty input (IMAGE_MISSING), input over `maxBytes` (IMAGE_TOO_LARGE) and markup (SVG,
+ *    XML, HTML: UNSUPPORTED_FORMAT), before sharp sees a byte.
  * 2. Read only the header (sharp metadata, `failOn: 'error'`, `limitInputPixels: maxPixels`). Refuse
  *    formats outside RASTER_FORMATS (SVG, PDF, …: UNSUPPORTED_FORMAT), samples other than 8/16-bit
  *    integers (UNSUPPORTED_FORMAT), and width × height over `maxPixels` (IMAGE_TOO_LARGE). This
@@ -139,6 +150,9 @@ export async function decodeImage(
   if (bytes.length === 0) throw new QgateError('IMAGE_MISSING', 'image is empty (0 bytes)');
   if (bytes.length > maxBytes) {
     throw new QgateError('IMAGE_TOO_LARGE', `image is ${bytes.length} bytes, more than the limit of ${maxBytes}`);
+  }
+  if (looksLikeMarkup(bytes)) {
+    throw new QgateError('UNSUPPORTED_FORMAT', 'SVG and other XML/HTML documents are not supported: only raster images are scored');
   }
 
   const options = { limitInputPixels: maxPixels, failOn: 'error', pages: 1, page: 0 } as const;

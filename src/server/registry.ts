@@ -134,7 +134,7 @@ export class GeneratorRegistry {
   private readonly diskManifests = new Map<string, { signature: string; manifest: GeneratorManifest | undefined }>();
   private readonly adminPins = new Map<string, string | null>();
   private readonly served = new Map<string, { images: number; attempts: number }>();
-  private readonly watchers = new Map<string, FSWatcher>();
+  private readonly watchers = new Map<string, { watcher: FSWatcher; ino: number }>();
   private timer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
   private scanning: Promise<void> | undefined;
@@ -153,7 +153,7 @@ export class GeneratorRegistry {
       this.timer = setInterval(() => void this.rescan(), this.o.rescanMs);
       this.timer.unref();
     }
-    this.updateWatchers();
+    await this.updateWatchers();
   }
 
   /** True when at least one generator has an active version. */
@@ -217,7 +217,7 @@ export class GeneratorRegistry {
     for (const [key, entry] of this.extra) {
       if (disk.get(entry.name)?.get(entry.version) !== entry.signature) this.retire(this.extra, key, entry);
     }
-    this.updateWatchers();
+    await this.updateWatchers();
   }
 
   private pinOf(name: string): string | undefined {
@@ -435,26 +435,39 @@ export class GeneratorRegistry {
     return { name, active: active?.version ?? null, pinned: this.pinOf(name) ?? null, versions: infos };
   }
 
-  private updateWatchers(): void {
+  /**
+   * Watches the registry folder and each generator's folder. A watcher follows an inode, so a folder
+   * that was removed (and perhaps recreated) gets a new watcher; while the registry folder itself is
+   * missing, its parent is watched instead, so that its return is noticed without the periodic rescan.
+   */
+  private async updateWatchers(): Promise<void> {
     if (!this.o.watch || this.stopped) return;
-    const wanted = new Set([this.o.dir, ...[...this.onDisk.keys()].map((n) => path.join(this.o.dir, n))]);
+    const inodeOf = (dir: string) => stat(dir).then((st) => (st.isDirectory() ? st.ino : undefined), () => undefined);
+    const rootIno = await inodeOf(this.o.dir);
+    const dirs = rootIno === undefined ? [path.dirname(this.o.dir)] : [this.o.dir, ...[...this.onDisk.keys()].map((n) => path.join(this.o.dir, n))];
+    const wanted = new Map<string, number>();
+    for (const dir of dirs) {
+      const ino = await inodeOf(dir);
+      if (ino !== undefined) wanted.set(dir, ino);
+    }
+    if (this.stopped) return;
     for (const [dir, w] of this.watchers) {
-      if (!wanted.has(dir)) {
-        w.close();
+      if (wanted.get(dir) !== w.ino) {
+        w.watcher.close();
         this.watchers.delete(dir);
       }
     }
-    for (const dir of wanted) {
+    for (const [dir, ino] of wanted) {
       if (this.watchers.has(dir)) continue;
       try {
-        const w = watch(dir, { persistent: false }, () => this.scheduleRescan());
-        w.on('error', () => {
-          w.close();
-          this.watchers.delete(dir);
+        const watcher = watch(dir, { persistent: false }, () => this.scheduleRescan());
+        watcher.on('error', () => {
+          watcher.close();
+          if (this.watchers.get(dir)?.watcher === watcher) this.watchers.delete(dir);
         });
-        this.watchers.set(dir, w);
+        this.watchers.set(dir, { watcher, ino });
       } catch {
-        // The folder is missing (or unwatchable): the periodic rescan still finds it later.
+        // Unwatchable, or gone since the stat: the periodic rescan still finds it later.
       }
     }
   }
@@ -471,7 +484,7 @@ export class GeneratorRegistry {
     this.stopped = true;
     clearInterval(this.timer);
     clearTimeout(this.debounce);
-    for (const w of this.watchers.values()) w.close();
+    for (const w of this.watchers.values()) w.watcher.close();
     this.watchers.clear();
     await this.scanning;
     await Promise.allSettled(this.loading.values());

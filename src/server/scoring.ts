@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ServiceConfig } from '../config.ts';
 import { decodeImage } from '../data/images.ts';
+import { QgateError } from '../errors.ts';
 import type { ImageScore, Quality } from '../quality/index.ts';
 import { validateTau } from '../quality/index.ts';
 import { abortError, DynamicBatcher } from './batcher.ts';
@@ -29,6 +30,8 @@ export class ScoringCore {
   private readonly quality: Quality;
   private readonly config: ServiceConfig;
   private readonly metrics: Metrics;
+  /** Requests between admission and their answer: decoding, queued or in the running batch. */
+  private admitted = 0;
 
   constructor(quality: Quality, config: ServiceConfig, metrics: Metrics) {
     this.quality = quality;
@@ -66,10 +69,26 @@ export class ScoringCore {
     return this.batcher.idle();
   }
 
-  /** Decodes and scores one image. Bad bytes and a bad tau reject with their catalogue codes. */
+  /**
+   * Decodes and scores one image. Bad bytes and a bad tau reject with their catalogue codes.
+   * Admission comes first: with QGATE_MAX_QUEUE images waiting and a batch's worth being decoded
+   * or scored, a request is OVERLOADED at once, before it costs a decode.
+   */
   async score(bytes: Uint8Array, tau: number | undefined, signal?: AbortSignal): Promise<ScoreResult> {
     const t = tau ?? this.defaultTau;
     validateTau(t);
+    if (this.admitted >= this.config.maxQueue + this.config.maxBatchSize) {
+      throw new QgateError('OVERLOADED', `the scoring queue is full (${this.config.maxQueue} waiting); retry later`);
+    }
+    this.admitted++;
+    try {
+      return await this.decodeAndScore(bytes, t, signal);
+    } finally {
+      this.admitted--;
+    }
+  }
+
+  private async decodeAndScore(bytes: Uint8Array, t: number, signal: AbortSignal | undefined): Promise<ScoreResult> {
     const decoded = await decodeImage(bytes, this.quality.extractor.input, {
       maxBytes: this.config.maxUploadBytes,
       maxPixels: this.config.maxPixels,
