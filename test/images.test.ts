@@ -3,10 +3,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { QgateError } from '../src/errors.ts';
 import { decodeImage, encodePng, loadImageFolder } from '../src/data/images.ts';
+import { pngClaiming } from './hostile/corpus.ts';
 
 const GRAY28 = { height: 28, width: 28, channels: 1 } as const;
 const RGB28 = { height: 28, width: 28, channels: 3 } as const;
@@ -32,43 +32,6 @@ function noiseBytes(n: number, seed = 1): Uint8Array {
     out[i] = x & 0xff;
   }
   return out;
-}
-
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-/** CRC-32 as PNG uses it (node:zlib has crc32 only from Node 22). */
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = (CRC_TABLE[(c ^ b) & 0xff] ?? 0) ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function pngChunk(type: string, data: Uint8Array): Buffer {
-  const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([len, body, crc]);
-}
-
-/** A syntactically valid PNG whose header claims width × height gray pixels, with one tiny IDAT. */
-function pngClaiming(width: number, height: number): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 0; // gray
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk('IHDR', ihdr),
-    pngChunk('IDAT', deflateSync(Buffer.alloc(64))),
-    pngChunk('IEND', new Uint8Array(0)),
-  ]);
 }
 
 function solid(width: number, height: number, background: string | { r: number; g: number; b: number; alpha?: number }, channels: 3 | 4 = 3) {

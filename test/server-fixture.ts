@@ -111,41 +111,8 @@ export async function noisePng(seed = 5): Promise<Buffer> {
   return encodePng(uniformNoiseImages(1, [28, 28, 1], seed), 28, 28, 1);
 }
 
-/**
- * A PNG whose header claims width × height but holds almost no data (a decompression bomb's
- * header): signature, IHDR with a correct CRC, one tiny IDAT, IEND.
- */
-export function bombPngHeader(width: number, height: number): Buffer {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (buf: Buffer) => {
-    let c = 0xffffffff;
-    for (const b of buf) c = crcTable[(c ^ b) & 0xff]! ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type: string, data: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const c = Buffer.alloc(4);
-    c.writeUInt32BE(crc(body));
-    return Buffer.concat([len, body, c]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 0; // grayscale
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', Buffer.from([0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
+/** A PNG whose header claims width × height but holds almost no data (a decompression bomb's header). */
+export { pngClaiming as bombPngHeader } from './hostile/corpus.ts';
 
 /** Polls until `check` returns true (or throws after `ms`). */
 export async function eventually(check: () => Promise<boolean> | boolean, ms = 15_000, what = 'condition'): Promise<void> {
