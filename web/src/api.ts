@@ -1,3 +1,5 @@
+import type { ServiceStatus } from '../../src/server/service.ts';
+
 /** The REST API the page uses, and errors worded for people from the catalogue's stable codes. */
 
 export interface ApiErrorBody { error: { code: string; message: string } }
@@ -63,19 +65,8 @@ export interface Generated {
   images: Array<{ png: string; q: number; passed: boolean }>;
 }
 
-export interface Status {
-  state: string; ready: boolean;
-  backend: { name: string; tfBackend: string; reason: string } | null;
-  gate: { tau: number; alpha: number; beta: number; noiseEstimator: string; calibration: { noise: Bounds; distance: Bounds } } | null;
-  models: {
-    extractor: { id: string; architecture: string; featureLayer: string; input: { height: number; width: number; channels: number } } | null;
-    reference: { id: string; count: number; k: number; data: string } | null;
-    generators: Array<{ name: string; active: string | null; pinned: string | null; loaded: string[] }>;
-  };
-  limits: { maxUploadBytes: number; maxPixels: number; generateMaxN: number; batchMaxFiles: number };
-  uptimeSeconds: number;
-}
-export interface Bounds { lo: number; hi: number }
+/** GET /v1/status: the server's own type, so the page cannot drift from it. */
+export type Status = ServiceStatus;
 
 export interface VersionInfo {
   version: string;
