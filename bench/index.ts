@@ -24,7 +24,7 @@ import { loadMnist } from '../src/data/mnist.ts';
 import { loadQuality, type Quality } from '../src/quality/index.ts';
 import { fillGaussian, mulberry32 } from '../src/random.ts';
 import { create } from '../src/server/app.ts';
-import { ARCHITECTURES, buildDiscriminator, buildGenerator, makeOptimizer, trainDiscriminatorOneStep, trainGeneratorOneStep, type Architecture } from '../src/train/gan.ts';
+import { ARCHITECTURES, buildDiscriminator, buildGenerator, makeOptimizer, qualityTerms, toUnit, trainDiscriminatorOneStep, trainGeneratorOneStep, type Architecture } from '../src/train/gan.ts';
 import { DEFAULT_LEARNING_RATES } from '../src/train/run.ts';
 import {
   median, parseParts, renderResults, replaceSection,
@@ -151,6 +151,20 @@ function qgateTrainer(arch: Architecture, lambda: number, quality: Quality, real
       tf.dispose(tensors);
       return performance.now() - t0;
     },
+    /**
+     * What the λ = 0 step spends on measuring Q for the log (gan.ts qualityTerms on G(z)), which
+     * the PyTorch reference does not do: timed alone so the table can show the GAN-only share.
+     */
+    qualityLog(): number {
+      fillGaussian(zG, rng);
+      const images = tf.tidy(() => toUnit(g.predict(tf.tensor2d(zG, [BATCH, LATENT])) as tf.Tensor));
+      const t0 = performance.now();
+      const terms = qualityTerms(penalty, images);
+      terms.q.dataSync();
+      const ms = performance.now() - t0;
+      tf.dispose([images, terms.q, terms.noise, terms.distance]);
+      return ms;
+    },
     dispose() {
       g.dispose();
       d.dispose();
@@ -181,7 +195,7 @@ async function benchTrain(quality: Quality, results: BenchResults): Promise<void
       const plain = qgateTrainer(arch, 0, quality, real);
       const penalized = qgateTrainer(arch, LAMBDA, quality, real);
       for (let i = 0; i < M.warmup; i++) { plain.step(); penalized.step(); }
-      const times = { plain: [] as number[], penalized: [] as number[], torch: [] as number[] };
+      const times = { plain: [] as number[], penalized: [] as number[], torch: [] as number[], qLog: [] as number[] };
       const roundRatios: number[] = [];
       let torchParams: [number, number] | undefined;
       for (let r = 0; r < M.rounds; r++) {
@@ -200,12 +214,14 @@ async function benchTrain(quality: Quality, results: BenchResults): Promise<void
         times.torch.push(...t);
         if (t.length) roundRatios.push(median(q) / median(t));
         times.penalized.push(...Array.from({ length: M.trainSteps }, () => penalized.step()));
+        times.qLog.push(...Array.from({ length: M.trainSteps }, () => plain.qualityLog()));
         process.stderr.write(`train ${arch} round ${r + 1}/${M.rounds}: qgate ${median(q).toFixed(0)} ms${t.length ? `, PyTorch ${median(t).toFixed(0)} ms` : ''}\n`);
       }
       rows.push({
         arch,
         qgateMs: median(times.plain),
         qgatePenaltyMs: median(times.penalized),
+        qualityLogMs: median(times.qLog),
         torchMs: times.torch.length ? median(times.torch) : undefined,
         roundRatios,
         params: { qgate: plain.params, torch: torchParams },

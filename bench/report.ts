@@ -53,6 +53,8 @@ export interface TrainRow {
   arch: string;
   /** Median ms per step (one D step + one G step), λ = 0. */
   qgateMs: number;
+  /** Of the λ = 0 step: the forward pass of Q on G(z) for the log, timed alone (PyTorch has none). */
+  qualityLogMs?: number | undefined;
   /** The same with λ = 0.1 (Q back-propagated into G; no PyTorch counterpart). */
   qgatePenaltyMs: number;
   /** PyTorch's median ms per step; absent when the reference did not run. */
@@ -200,18 +202,21 @@ export function renderResults(r: BenchResults): string {
   out.push('', '### Training step, batch 64 (one D step + one G step)', '');
   if (r.train?.length) {
     out.push(markdownTable(
-      ['arch', 'qgate λ=0 (ms)', 'PyTorch (ms)', 'ratio', 'ratio per round', 'qgate λ=0.1 (ms)', 'params G/D match'],
+      ['arch', 'qgate λ=0 (ms)', 'PyTorch (ms)', 'ratio', 'ratio per round', 'of λ=0: Q log (ms)', 'qgate λ=0.1 (ms)', 'params G/D match'],
       r.train.map((t) => {
         const m = paramsMatch(t);
         return [
           t.arch, formatMs(t.qgateMs), t.torchMs === undefined ? 'skipped' : formatMs(t.torchMs), formatRatio(stepRatio(t)),
-          range(t.roundRatios), formatMs(t.qgatePenaltyMs),
+          range(t.roundRatios), formatMs(t.qualityLogMs), formatMs(t.qgatePenaltyMs),
           m === undefined ? '—' : m ? `yes (${t.params.qgate.join(' / ')})` : `NO: qgate ${t.params.qgate.join(' / ')}, PyTorch ${t.params.torch!.join(' / ')}`,
         ];
       }),
     ));
-    out.push('', 'λ = 0 is the comparable step, but qgate\'s trainer still measures Q forward on G(z) at λ = 0 (for its log), which the PyTorch reference does not; '
-      + 'that costs about a batch-64 Q scoring (below). λ = 0.1 back-propagates Q into G and has no PyTorch counterpart.');
+    out.push('', 'Medians over all timed steps; the ratio is qgate λ=0 / PyTorch, and "ratio per round" the range of the same ratio within each round '
+      + '(adjacent measurements, so it shows how much the machine\'s load moved them). '
+      + 'λ = 0 is the comparable step, but qgate\'s trainer still computes Q forward on G(z) at λ = 0 for its log, which the PyTorch reference does not; '
+      + '"Q log" is that part timed alone. λ = 0.1 back-propagates Q into G and has no PyTorch counterpart. '
+      + 'Both sides: src/train/run.ts\'s default learning rates per architecture, Adam(β1 = 0.5), fresh z every step, one thread.');
     if (r.torchSkipped) out.push('', `PyTorch reference skipped: ${r.torchSkipped}.`);
   } else out.push('not run');
 
@@ -228,7 +233,7 @@ export function renderResults(r: BenchResults): string {
   ) : 'not run');
   if (r.http?.length) {
     out.push('', `The load generator runs on the same ${r.machine.cores} cores as the server, so these rates are a floor for the server alone. `
-      + 'POST /score sends one MNIST test digit as a raw image/png body: requests/s = images/s. GET /healthz is the floor the HTTP stack sets.');
+      + 'POST /score sends one MNIST test digit as a raw image/png body: requests/s = images/s. GET /healthz is the floor: the HTTP stack\'s own cost per request, which no endpoint can beat.');
   }
   if (r.notes.length) out.push('', '### Notes', '', ...r.notes.map((n) => `- ${n}`));
   return out.join('\n');
