@@ -251,6 +251,11 @@ PyTorch reference of the same models in the same run (issue 5). Reproduce with \
 (\`--quick\` for a smoke run, \`--only train,q,generate,http\`, \`--out <file>\`). The section between
 the bench markers is rewritten by every run; everything else in this file is written by hand and kept.
 
+The PyTorch reference (\`bench/torch_gan.py\`) is only a fair one with an optimized BLAS: Debian's
+\`python3-torch\` links \`libblas.so.3\`, which is the reference (netlib) BLAS unless
+\`libopenblas0-pthread\` is installed, and then its MLP step is about 10× slower. The bench prints
+which BLAS the reference loaded and warns when it is the reference one.
+
 ## Changes and their effect
 
 (Written by hand: for each change, what it was predicted to gain and what it gained.)

@@ -54,15 +54,19 @@ def trainable(m: nn.Module) -> int:
 
 
 def blas_library() -> str:
-    """The BLAS shared library this process loaded: Debian's torch links libblas.so.3, which is
-    whichever of reference BLAS or OpenBLAS the alternatives (or LD_LIBRARY_PATH) point to, and
-    the two differ about tenfold on the MLP step."""
+    """The BLAS this process loaded, as 'kind: path'. Debian's torch links libblas.so.3, which is
+    reference (netlib) BLAS or OpenBLAS depending on the alternatives (or LD_LIBRARY_PATH), and the
+    two differ about tenfold on the MLP step, so the reference is only fair with OpenBLAS."""
     try:
         with open('/proc/self/maps') as f:
-            paths = {line.split()[-1] for line in f if 'blas' in line.lower() and '/' in line}
-        return ', '.join(sorted(paths)) or 'none found'
+            paths = sorted({line.split()[-1] for line in f if '/' in line and 'blas' in line.split('/')[-1].lower()})
     except OSError:
         return 'unknown'
+    for kind, marker in (('OpenBLAS', 'openblas'), ('MKL', 'mkl'), ('reference BLAS (netlib)', '/blas/libblas')):
+        hit = next((p for p in paths if marker in p.lower()), None)
+        if hit:
+            return f'{kind}: {hit}'
+    return ', '.join(paths) or 'none loaded'
 
 
 class Setup:
@@ -120,7 +124,7 @@ def main() -> None:
         s = Setup(a.arch, a.latent, a.batch, a.lr_g, a.lr_d)
         times = [s.step() for _ in range(a.warmup + a.steps)][a.warmup:]
         print(json.dumps({'arch': a.arch, 'batch': a.batch, 'steps': a.steps, 'median_ms': statistics.median(times),
-                          **info, 'blas': blas_library()}))
+                          **info}))
         return
     setups: dict = {}
     print(json.dumps({'ready': True, **info}), flush=True)
