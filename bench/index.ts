@@ -52,7 +52,7 @@ const parts = new Set<Part>(parseParts(opts.only));
 // Default sizes keep the whole run under ~6 minutes on 2 shared cores (dcgan steps dominate).
 const M = opts.quick
   ? { rounds: 2, trainSteps: 3, warmup: 1, qRounds: 3, httpSeconds: 3 }
-  : { rounds: 5, trainSteps: 8, warmup: 3, qRounds: 7, httpSeconds: 10 };
+  : { rounds: 7, trainSteps: 8, warmup: 3, qRounds: 7, httpSeconds: 10 };
 
 const loadStart = os.loadavg();
 const config = loadConfig();

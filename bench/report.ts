@@ -253,7 +253,7 @@ the bench markers is rewritten by every run; everything else in this file is wri
 
 The PyTorch reference (\`bench/torch_gan.py\`) is only a fair one with an optimized BLAS: Debian's
 \`python3-torch\` links \`libblas.so.3\`, which is the reference (netlib) BLAS unless
-\`libopenblas0-pthread\` is installed, and then its MLP step is about 10× slower. The bench prints
+\`libopenblas0-pthread\` is installed; with the reference BLAS its MLP step is about 10× slower. The bench prints
 which BLAS the reference loaded and warns when it is the reference one.
 
 ## Changes and their effect
