@@ -41,33 +41,33 @@ export function squaredDistances(features: tf.Tensor2D, ref: ReferenceTensors): 
 }
 
 /**
- * D_r: the distance to the k-th nearest reference feature, per image [B]. The neighbour is chosen
- * by rank (no gradient), then its distance is read through a one-hot mask, so the result is
- * differentiable in the features.
+ * The distance from each feature row to its k-th nearest reference feature. Which reference is the
+ * k-th nearest is a constant of the estimate (TopK has no gradient anyway); the distance is then
+ * measured directly to that one reference. So the gradient, (f − r)/‖f − r‖, lives on [B, D] only:
+ * it no longer flows back through the whole [B, R] distance matrix, which made the Q term most of
+ * a generator step's cost (docs/BENCHMARKS.md).
  */
 export function kthNearestDistance(features: tf.Tensor2D, ref: ReferenceTensors): tf.Tensor1D {
-  return tf.tidy(() => kthFromSquared(squaredDistances(features, ref), ref.k));
-}
-
-function kthFromSquared(d2: tf.Tensor2D, k: number): tf.Tensor1D {
   return tf.tidy(() => {
-    // TopK has no gradient in TF.js; the choice is a constant of the distance anyway.
-    const pick = constantOf(d2, (frozen) => {
-      const { indices } = tf.topk(frozen.neg(), k, true);
-      return tf.oneHot(indices.slice([0, k - 1], [-1, 1]).reshape([-1]) as tf.Tensor1D, frozen.shape[1]!).toFloat();
-    });
-    // sqrt has an infinite slope at 0; the epsilon keeps gradients finite for exact duplicates.
-    return d2.mul(pick).sum(1).add(1e-12).sqrt() as tf.Tensor1D;
+    const neighbours = constantOf(features, (f) => kthNeighbours(squaredDistances(f as tf.Tensor2D, ref), ref));
+    return distanceTo(features, neighbours);
   });
 }
 
-/**
- * The realism score of Kynkäänniemi et al. (2019), per image [B]:
- *   max over reference features r of  ‖r − NN_k(r)‖ / ‖φ(I) − r‖.
- * Above 1 means φ(I) lies inside at least one reference k-NN ball. As the paper recommends, only
- * the half of the references with the smallest radii take part, so that a few outliers with huge
- * balls do not call everything realistic.
- */
+/** Each row's k-th nearest reference feature [B, D], chosen on the squared distances d2 [B, R]. */
+function kthNeighbours(d2: tf.Tensor2D, ref: ReferenceTensors): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { indices } = tf.topk(d2.neg(), ref.k, true);
+    const kth = indices.slice([0, ref.k - 1], [-1, 1]).reshape([-1]) as tf.Tensor1D;
+    return tf.gather(ref.featuresT, kth, 1).transpose() as tf.Tensor2D;
+  });
+}
+
+/** Row-wise Euclidean distance; the epsilon keeps sqrt's gradient finite for exact duplicates. */
+function distanceTo(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() => a.sub(b).square().sum(1).add(1e-12).sqrt() as tf.Tensor1D);
+}
+
 export function realismScore(features: tf.Tensor2D, ref: ReferenceTensors): tf.Tensor1D {
   return tf.tidy(() => realismFromSquared(squaredDistances(features, ref), ref));
 }
@@ -80,7 +80,7 @@ function realismFromSquared(d2: tf.Tensor2D, ref: ReferenceTensors): tf.Tensor1D
 export function distanceAndRealism(features: tf.Tensor2D, ref: ReferenceTensors): { distance: tf.Tensor1D; realism: tf.Tensor1D } {
   return tf.tidy(() => {
     const d2 = squaredDistances(features, ref);
-    return { distance: kthFromSquared(d2, ref.k), realism: realismFromSquared(d2, ref) };
+    return { distance: distanceTo(features, kthNeighbours(d2, ref)), realism: realismFromSquared(d2, ref) };
   });
 }
 
