@@ -1,0 +1,406 @@
+/**
+ * `npm run bench`: issue 5's benchmark. Training step time per architecture against a PyTorch
+ * reference (bench/torch_gan.py) in the same run, in-process Q throughput, generate throughput and
+ * POST /score over HTTP; prints the results and rewrites the generated part of docs/BENCHMARKS.md.
+ * The pure half (targets, tables, the doc rewrite) is bench/report.ts.
+ *
+ *   npm run bench -- [--quick] [--only train,q,generate,http] [--out docs/BENCHMARKS.md] [--python PATH] [--no-write]
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import autocannon from 'autocannon';
+import { Command } from 'commander';
+import { pino } from 'pino';
+import { initBackend } from '../src/backend/index.ts';
+import { loadConfig, type Config } from '../src/config.ts';
+import { encodePng } from '../src/data/images.ts';
+import { loadMnist } from '../src/data/mnist.ts';
+import { loadQuality, type Quality } from '../src/quality/index.ts';
+import { fillGaussian, mulberry32 } from '../src/random.ts';
+import { create } from '../src/server/app.ts';
+import { ARCHITECTURES, buildDiscriminator, buildGenerator, makeOptimizer, qualityTerms, toUnit, trainDiscriminatorOneStep, trainGeneratorOneStep, type Architecture } from '../src/train/gan.ts';
+import { DEFAULT_LEARNING_RATES } from '../src/train/run.ts';
+import {
+  median, parseParts, renderResults, replaceSection,
+  type BenchResults, type HttpRow, type Part, type ThroughputRow, type TrainRow,
+} from './report.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const TORCH_SCRIPT = path.join(ROOT, 'bench', 'torch_gan.py');
+const BATCH = 64;
+const LATENT = 100;
+const LAMBDA = 0.1;
+const silent = pino({ level: 'silent' });
+
+const program = new Command('bench')
+  .description('issue 5 benchmark: training step vs PyTorch, Q and generate throughput, POST /score over HTTP')
+  .option('--quick', 'fewer rounds and shorter HTTP runs (a smoke run, figures are rough)', false)
+  .option('--only <parts>', 'comma-separated parts to run: train,q,generate,http (default: all)')
+  .option('--out <file>', 'the doc whose bench section is rewritten', 'docs/BENCHMARKS.md')
+  .option('--python <path>', 'a python with torch for the reference (default: the first of python3, /usr/bin/python3 that imports torch)')
+  .option('--no-write', 'print only, leave the doc alone')
+  .parse();
+const opts = program.opts<{ quick: boolean; only?: string; out: string; python?: string; write: boolean }>();
+const parts = new Set<Part>(parseParts(opts.only));
+
+// Default sizes keep the whole run under ~6 minutes on 2 shared cores (dcgan steps dominate).
+const M = opts.quick
+  ? { rounds: 2, trainSteps: 3, warmup: 1, qRounds: 3, httpSeconds: 3 }
+  : { rounds: 7, trainSteps: 8, warmup: 3, qRounds: 7, httpSeconds: 10 };
+
+const loadStart = os.loadavg();
+const config = loadConfig();
+const backend = await initBackend(config.backend, silent);
+const notes: string[] = [];
+
+/** The command as typed, with the environment that changes the figures (backend, BLAS threads…). */
+function commandLine(): string {
+  const env = Object.entries(process.env)
+    .filter(([k, v]) => v !== undefined && (k.startsWith('QGATE_') || ['LD_LIBRARY_PATH', 'OPENBLAS_NUM_THREADS'].includes(k)))
+    .map(([k, v]) => `${k}=${v}`);
+  const args = process.argv.slice(2);
+  return [...env, 'npm run bench', ...(args.length ? ['--', ...args] : [])].join(' ');
+}
+
+const elapsed = async (fn: () => unknown): Promise<number> => {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// PyTorch reference: one long-lived `torch_gan.py --serve` process, so rounds can alternate.
+
+interface TorchInfo { torch: string; python: string; blas: string; threads: number }
+interface TorchReply { times_ms: number[]; params_g: number; params_d: number; blas: string }
+
+class TorchReference {
+  private readonly child: ChildProcess;
+  private readonly lines: AsyncIterator<string>;
+  private constructor(child: ChildProcess) {
+    this.child = child;
+    this.lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  }
+
+  /** Starts the reference; resolves with it, or with why there is none. */
+  static async start(preferred: string | undefined): Promise<{ ref: TorchReference; info: TorchInfo; python: string } | { skipped: string }> {
+    const candidates = preferred ? [preferred] : ['python3', '/usr/bin/python3'];
+    const python = candidates.find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
+    if (!python) return { skipped: `no python with torch (tried ${candidates.join(', ')})` };
+    // One thread everywhere: the wasm backend has none to spare (no multithreading under Node),
+    // and the issue's reference figures are single-threaded.
+    const env = { ...process.env, OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
+    const child = spawn(python, [TORCH_SCRIPT, '--serve', '--threads', '1', '--latent', String(LATENT)], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+    const ref = new TorchReference(child);
+    const first = await ref.next();
+    const ready = JSON.parse(first) as { ready?: boolean } & TorchInfo;
+    if (!ready.ready) return { skipped: `torch_gan.py --serve did not start: ${first}` };
+    return { ref, info: ready, python };
+  }
+
+  private async next(): Promise<string> {
+    const r = await this.lines.next();
+    if (r.done) throw new Error('the PyTorch reference exited');
+    return r.value;
+  }
+
+  async steps(arch: Architecture, steps: number, warmup: number): Promise<TorchReply> {
+    const lr = DEFAULT_LEARNING_RATES[arch];
+    this.child.stdin!.write(JSON.stringify({ arch, steps, warmup, batch: BATCH, lr_g: lr.lrG, lr_d: lr.lrD }) + '\n');
+    return JSON.parse(await this.next()) as TorchReply;
+  }
+
+  async close(): Promise<void> {
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.stdin!.end();
+    await exited;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training step: src/train/gan.ts's D step + G step, as src/train/run.ts times them.
+
+function qgateTrainer(arch: Architecture, lambda: number, quality: Quality, real: Float32Array) {
+  const lr = DEFAULT_LEARNING_RATES[arch];
+  const g = buildGenerator(arch, LATENT, 1);
+  const d = buildDiscriminator(arch, 1);
+  const optG = makeOptimizer(lr.lrG);
+  const optD = makeOptimizer(lr.lrD);
+  const penalty = { quality, lambda, alpha: config.alpha, beta: 1 - config.alpha };
+  const rng = mulberry32(lambda === 0 ? 1 : 2);
+  const zD = new Float32Array(BATCH * LATENT);
+  const zG = new Float32Array(BATCH * LATENT);
+  const trainable = (m: tf.LayersModel) => m.trainableWeights.reduce((n, w) => n + w.read().size, 0);
+  return {
+    params: [trainable(g), trainable(d)] as [number, number],
+    /** One training step in ms, timed like run.ts: from the batch's tensors to the losses read back. */
+    step(): number {
+      fillGaussian(zD, rng);
+      fillGaussian(zG, rng);
+      const t0 = performance.now();
+      const tensors = tf.tidy(() => [tf.tensor4d(real, [BATCH, 28, 28, 1]), tf.tensor2d(zD, [BATCH, LATENT]), tf.tensor2d(zG, [BATCH, LATENT])]);
+      const [realT, zDT, zGT] = tensors as [tf.Tensor4D, tf.Tensor2D, tf.Tensor2D];
+      trainDiscriminatorOneStep(g, d, optD, realT, zDT);
+      trainGeneratorOneStep(g, d, optG, zGT, penalty);
+      tf.dispose(tensors);
+      return performance.now() - t0;
+    },
+    /**
+     * What the λ = 0 step spends on measuring Q for the log (gan.ts qualityTerms on G(z)), which
+     * the PyTorch reference does not do: timed alone so the table can show the GAN-only share.
+     */
+    qualityLog(): number {
+      fillGaussian(zG, rng);
+      const images = tf.tidy(() => toUnit(g.predict(tf.tensor2d(zG, [BATCH, LATENT])) as tf.Tensor));
+      const t0 = performance.now();
+      const terms = qualityTerms(penalty, images);
+      terms.q.dataSync();
+      const ms = performance.now() - t0;
+      tf.dispose([images, terms.q, terms.noise, terms.distance]);
+      return ms;
+    },
+    dispose() {
+      g.dispose();
+      d.dispose();
+      optG.dispose();
+      optD.dispose();
+    },
+  };
+}
+
+async function benchTrain(quality: Quality, results: BenchResults): Promise<void> {
+  const started = await TorchReference.start(opts.python);
+  let torch: TorchReference | undefined;
+  if ('skipped' in started) {
+    results.torchSkipped = started.skipped;
+  } else {
+    torch = started.ref;
+    Object.assign(results.versions, { torch: started.info.torch, python: `${started.info.python} (${started.python})`, blas: started.info.blas });
+    if (started.info.blas.startsWith('reference BLAS')) {
+      notes.push(`The PyTorch reference loaded the reference (netlib) BLAS (${started.info.blas.replace(/^[^:]*: /, '')}), which makes its matrix products about 10× slower than OpenBLAS's `
+        + '(MLP step ≈ 110 ms instead of ≈ 12 ms on this machine): the ratios flatter qgate. Install `libopenblas0-pthread` (or put its libblas.so.3 first on LD_LIBRARY_PATH) for a fair reference.');
+    }
+  }
+  // Real MNIST digits in [-1,1] as G's targets; the step time does not depend on them, but the trainer feeds these.
+  const real = loadMnist('train', { limit: BATCH }).images.map((x) => x * 2 - 1);
+  const rows: TrainRow[] = [];
+  try {
+    for (const arch of ARCHITECTURES) {
+      const plain = qgateTrainer(arch, 0, quality, real);
+      const penalized = qgateTrainer(arch, LAMBDA, quality, real);
+      for (let i = 0; i < M.warmup; i++) { plain.step(); penalized.step(); }
+      const times = { plain: [] as number[], penalized: [] as number[], torch: [] as number[], qLog: [] as number[] };
+      const roundRatios: number[] = [];
+      let torchParams: [number, number] | undefined;
+      for (let r = 0; r < M.rounds; r++) {
+        // Rounds alternate which side goes first, so a load change within a round hits both.
+        const runQgate = () => Array.from({ length: M.trainSteps }, () => plain.step());
+        const runTorch = async () => {
+          if (!torch) return [];
+          const reply = await torch.steps(arch, M.trainSteps, r === 0 ? M.warmup : 0);
+          torchParams = [reply.params_g, reply.params_d];
+          return reply.times_ms;
+        };
+        let q: number[];
+        let t: number[];
+        if (r % 2 === 0) { q = runQgate(); t = await runTorch(); } else { t = await runTorch(); q = runQgate(); }
+        times.plain.push(...q);
+        times.torch.push(...t);
+        if (t.length) roundRatios.push(median(q) / median(t));
+        times.penalized.push(...Array.from({ length: M.trainSteps }, () => penalized.step()));
+        times.qLog.push(...Array.from({ length: M.trainSteps }, () => plain.qualityLog()));
+        process.stderr.write(`train ${arch} round ${r + 1}/${M.rounds}: qgate ${median(q).toFixed(0)} ms${t.length ? `, PyTorch ${median(t).toFixed(0)} ms` : ''}\n`);
+      }
+      rows.push({
+        arch,
+        qgateMs: median(times.plain),
+        qgatePenaltyMs: median(times.penalized),
+        qualityLogMs: median(times.qLog),
+        torchMs: times.torch.length ? median(times.torch) : undefined,
+        roundRatios,
+        params: { qgate: plain.params, torch: torchParams },
+      });
+      plain.dispose();
+      penalized.dispose();
+    }
+  } finally {
+    await torch?.close();
+  }
+  results.train = rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-process Q: the public quality API on MNIST test digits.
+
+async function benchQ(quality: Quality, results: BenchResults): Promise<void> {
+  const digits = loadMnist('test', { limit: 256 });
+  const px = 28 * 28;
+  const cases = [
+    { label: 'score(), batch 1', batch: 1, calls: 64 },
+    { label: 'score(), batch 64', batch: 64, calls: 4 },
+  ];
+  const rows: ThroughputRow[] = [];
+  for (const c of cases) {
+    // Tensors are made before the clock starts: this measures score() itself.
+    const inputs = Array.from({ length: c.calls }, (_, i) => {
+      const start = (i * c.batch) % (digits.count - c.batch + 1);
+      return tf.tensor4d(digits.images.subarray(start * px, (start + c.batch) * px), [c.batch, 28, 28, 1]);
+    });
+    for (const x of inputs.slice(0, 2)) await quality.score(x);
+    const perRound: number[] = [];
+    for (let r = 0; r < M.qRounds; r++) {
+      perRound.push(await elapsed(async () => { for (const x of inputs) await quality.score(x); }));
+    }
+    const ms = median(perRound);
+    rows.push({ label: c.label, imagesPerSecond: (c.calls * c.batch) / (ms / 1000), msPerCall: ms / c.calls, note: `${c.calls} calls per round` });
+    tf.dispose(inputs);
+  }
+  results.q = rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generate: the service's own generation path (app.service.generate), without HTTP.
+
+async function benchGenerate(quality: Quality, results: BenchResults): Promise<void> {
+  const appConfig: Config = {
+    ...config,
+    service: { ...config.service, registryWatch: false, registryRescanMs: 0, httpPort: 0, grpcPort: 0, host: '127.0.0.1' },
+  };
+  // The app gets the bench's Quality (it then leaves it alone on stop) and never listens.
+  const app = create(appConfig, { quality, log: silent, defaultMetrics: false });
+  await app.load();
+  try {
+    const rows: ThroughputRow[] = [];
+    for (const tau of [undefined, config.tau]) {
+      await app.service.generate({ n: 64, tau, seed: 1 });
+      const perRound: number[] = [];
+      let images = 0;
+      let attempts = 0;
+      let generator = '';
+      for (let r = 0; r < M.qRounds; r++) {
+        const t0 = performance.now();
+        const out = await app.service.generate({ n: 64, tau, seed: 100 + r });
+        perRound.push((performance.now() - t0) / out.images.length);
+        images += out.images.length;
+        attempts += out.attempts;
+        generator = `${out.generator}/${out.version}`;
+      }
+      results.generator = generator;
+      const msPerImage = median(perRound);
+      rows.push({
+        label: tau === undefined ? 'n = 64, no τ' : `n = 64, τ = ${tau}`,
+        imagesPerSecond: 1000 / msPerImage,
+        msPerCall: msPerImage * 64,
+        note: tau === undefined ? 'sample, score, PNG-encode each image' : `rejection sampling: ${attempts} samples for ${images} kept (${((100 * images) / attempts).toFixed(0)}% pass)`,
+      });
+    }
+    results.generate = rows;
+  } finally {
+    await app.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP: the real server (`npm start`'s entry point) in a child process, autocannon in this one.
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function benchHttp(results: BenchResults): Promise<void> {
+  const [httpPort, grpcPort] = [await freePort(), await freePort()];
+  const base = `http://127.0.0.1:${httpPort}`;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, QGATE_HTTP_PORT: String(httpPort), QGATE_GRPC_PORT: String(grpcPort), QGATE_HOST: '127.0.0.1', QGATE_LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-4000); });
+  const exited = new Promise<number | null>((r) => child.once('exit', r));
+  try {
+    const until = Date.now() + 120_000;
+    for (;;) {
+      const ok = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
+      if (ok) break;
+      if (child.exitCode !== null || Date.now() > until) throw new Error(`the server did not become ready:\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const digit = loadMnist('test', { limit: 1 });
+    const png = await encodePng(digit.images, 28, 28, 1);
+    const check = await fetch(`${base}/score`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png });
+    if (!check.ok) throw new Error(`POST /score answered ${check.status}: ${await check.text()}`);
+    const run = async (label: string, o: Partial<autocannon.Options> & { url: string }, duration: number): Promise<HttpRow> => {
+      const r = await autocannon({ connections: 32, duration, ...o });
+      return {
+        label, requestsPerSecond: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99,
+        requests: r.requests.total, non2xx: r.non2xx, errors: r.errors, connections: 32, durationS: duration,
+      };
+    };
+    const score = { url: `${base}/score`, method: 'POST' as const, headers: { 'content-type': 'image/png' }, body: png };
+    // A short unrecorded run first: the first batches pay for kernel set-up and JIT.
+    await run('warm-up', score, 2);
+    const rows = [
+      await run('POST /score (raw image/png, MNIST digit)', score, M.httpSeconds),
+      await run('GET /healthz', { url: `${base}/healthz` }, M.httpSeconds),
+    ];
+    results.http = rows;
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const results: BenchResults = {
+  date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+  command: commandLine(),
+  machine: { cpu: os.cpus()[0]?.model ?? 'unknown CPU', cores: os.cpus().length, loadStart, loadEnd: [] },
+  versions: {
+    node: process.version,
+    tfjs: tf.version.tfjs,
+    backend: backend.name,
+    backendDetail: backend.name === 'wasm'
+      ? `SIMD ${String(tf.env().get('WASM_HAS_SIMD_SUPPORT'))}, multithreading ${String(tf.env().get('WASM_HAS_MULTITHREAD_SUPPORT'))}`
+      : undefined,
+  },
+  method: { ...M },
+  notes,
+};
+
+const quality = await loadQuality(config);
+try {
+  if (parts.has('train')) await benchTrain(quality, results);
+  if (parts.has('q')) await benchQ(quality, results);
+  if (parts.has('generate')) await benchGenerate(quality, results);
+} finally {
+  quality.dispose();
+}
+// Last, with this process's models freed: the server gets the machine to itself but for autocannon.
+if (parts.has('http')) await benchHttp(results);
+results.machine.loadEnd = os.loadavg();
+if (!parts.has('train')) delete results.torchSkipped;
+
+const text = renderResults(results);
+console.log(text);
+if (opts.write) {
+  const out = path.resolve(opts.out);
+  const before = await readFile(out, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    throw e;
+  });
+  await writeFile(out, replaceSection(before, text));
+  console.error(`wrote ${path.relative(process.cwd(), out)}`);
+}
