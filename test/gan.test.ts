@@ -147,8 +147,10 @@ test('Resuming a killed run from its checkpoint gives exactly the weights of an 
       assert.equal(killed.step, 3);
       killed.models.g.dispose();
       killed.models.d.dispose();
-      const resumed = await trainGan(tinyConfig({ arch, seed: 999 }), { runDir: path.join(dir, `${arch}-split`), resume: true, quality });
+      // Published under another name than the run's: where it goes does not change how it trains.
+      const resumed = await trainGan(tinyConfig({ arch, seed: 999 }), { runDir: path.join(dir, `${arch}-split`), resume: true, quality, name: `${arch}-renamed`, modelsDir: path.join(dir, 'models') });
       assert.equal(resumed.step, 6);
+      assert.equal(resumed.published?.dir, path.join(dir, 'models', 'generators', `${arch}-renamed`, '0001'));
       assert.deepEqual(weightsOf(resumed.models.g), weightsOf(whole.models.g), `${arch}: G`);
       assert.deepEqual(weightsOf(resumed.models.d), weightsOf(whole.models.d), `${arch}: D`);
       const metrics = (await readFile(path.join(dir, `${arch}-split`, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { step: number; stepMs: number });

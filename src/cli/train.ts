@@ -61,10 +61,10 @@ export function trainProgram(): Command {
     .option('--lr-g <x>', 'generator learning rate (default: mlp 1e-3, dcgan 2e-4)', num)
     .option('--lr-d <x>', 'discriminator learning rate (default: mlp 5e-4, dcgan 2e-4)', num)
     .option('--seed <n>', 'seed: the same seed gives the same run', int, DEFAULT_CONFIG.seed)
-    .option('--name <name>', "the generator's name in the registry (default: dcgan-q or mlp-q)")
+    .option('--name <name>', "the generator's name in the registry (default: dcgan-q or mlp-q; with --resume, the run's)")
     .option('--models-dir <dir>', 'where to publish: <dir>/generators/<name>/<version>/ (default: QGATE_MODELS_DIR or models/)')
     .option('--out <dir>', 'the run folder (default: runs/<name>-<time>)')
-    .option('--resume <runDir>', 'continue the run in this folder from its checkpoint (its configuration is used; --steps/--epochs may extend it)')
+    .option('--resume <runDir>', 'continue the run in this folder from its checkpoint (its configuration is used; --steps/--epochs may extend it, --name renames where it publishes)')
     .option('--no-publish', 'do not publish the generator')
     .option('--eval-samples <n>', 'samples for the final evaluation (0 skips it)', int, DEFAULT_CONFIG.evalSamples)
     .addOption(new Option('--q-features <kind>', "φ for Q: the fixed extractor, or D's penultimate layer").choices(['reference', 'discriminator']).default(DEFAULT_CONFIG.qFeatures))
@@ -158,6 +158,7 @@ export async function train(flags: TrainFlags, env: Record<string, string | unde
       runDir,
       resume: Boolean(flags.resume),
       ...(flags.resume && (flags.steps !== undefined || flags.epochs !== undefined) ? { steps: trainConfig.steps } : {}),
+      ...(flags.resume && flags.name !== undefined ? { name: flags.name } : {}),
       quality,
       ...(flags.publish ? { modelsDir } : {}),
       hooks,

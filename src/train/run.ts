@@ -149,6 +149,12 @@ export interface RunOptions {
   resume?: boolean;
   /** With `resume`: a new total step count (otherwise the checkpoint's). */
   steps?: number;
+  /**
+   * With `resume`: the registry name to publish under (otherwise the checkpoint's). Where a model
+   * is published is not part of how it trains, so a run started under another name (an ablation
+   * arm, say) can be continued and published as the service's default.
+   */
+  name?: string;
   /** Q of the fixed extractor (used for `reference` features, the metrics and the evaluation). */
   quality: Quality;
   /** Publish into `<modelsDir>/generators/` at the end (undefined = do not publish). */
@@ -199,7 +205,11 @@ export async function trainGan(configIn: TrainConfig, options: RunOptions): Prom
   const metricsFile = path.join(runDir, 'metrics.jsonl');
   if (options.resume) {
     const state = await readCheckpointState<TrainConfig>(runDir);
-    config = validateConfig({ ...state.config, ...(options.steps !== undefined ? { steps: options.steps } : {}) });
+    config = validateConfig({
+      ...state.config,
+      ...(options.steps !== undefined ? { steps: options.steps } : {}),
+      ...(options.name !== undefined ? { name: options.name } : {}),
+    });
     startStep = state.step;
     rngState = state.rngState;
     secondsBefore = state.trainSeconds ?? 0;
