@@ -150,11 +150,12 @@ async function main(): Promise<void> {
       const shedBefore = await shedReasons(server.base);
       await loopLag(server.base);
       const offered = Math.round(FACTOR * httpCap.okPerSecond);
-      let codesAtEnd: Promise<Record<string, number>> | undefined;
+      let atEnd: Promise<[{ max: number; p99: number }, Record<string, number>]> | undefined;
       const httpOver = await httpRun({ url, body: png, connections: 1024, duration: OVERLOAD_S, overallRate: offered }, () => {
-        codesAtEnd = requestCodes(server.base, 'http', 'score');
+        // The lag first: any scrape of /metrics resets prom-client's lag histogram.
+        atEnd = loopLag(server.base).then(async (l) => [l, await requestCodes(server.base, 'http', 'score')]);
       });
-      const lag = await loopLag(server.base);
+      const [lag, codesAtEnd] = atEnd ? await atEnd : [await loopLag(server.base), undefined];
       const httpOverSum = summarize(httpOver);
       // Read 250 ms before autocannon cut its connections (see httpRun).
       const httpServerCodes = diffCounts(await (codesAtEnd ?? requestCodes(server.base, 'http', 'score')), before);
