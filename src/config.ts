@@ -44,6 +44,12 @@ export interface ServiceConfig {
   maxQueueDelayMs: number;
   /** QGATE_MAX_QUEUE: images waiting to be scored; beyond it requests get OVERLOADED. */
   maxQueue: number;
+  /**
+   * QGATE_MAX_QUEUE_WAIT_MS: longest a score request may expect to wait (requests ahead × measured
+   * time per item) to be admitted, and longest it stays queued; beyond it OVERLOADED. Not to be
+   * confused with QGATE_MAX_QUEUE_DELAY_MS, the batcher's wait for a batch to fill.
+   */
+  maxQueueWaitMs: number;
   /** QGATE_RETRY_AFTER_SECONDS: the Retry-After sent with OVERLOADED and UNAVAILABLE. */
   retryAfterSeconds: number;
   /** QGATE_MAX_UPLOAD_BYTES: largest image (REST body or file, gRPC image field). */
@@ -78,6 +84,14 @@ export interface ServiceConfig {
   grpcMaxSendBytes: number;
   /** QGATE_HTTP_REQUEST_TIMEOUT_MS: Node's requestTimeout (whole request received within it). */
   httpRequestTimeoutMs: number;
+  /**
+   * QGATE_HTTP_BACKLOG: the REST listen socket's accept queue (capped by the kernel's somaxconn).
+   * Node accepts one connection per turn of its event loop (libuv ≥ 1.45), and a turn under load
+   * lasts a model call plus the requests read in it; 1,024 clients connecting at once then
+   * overflowed Node's default of 511 (the kernel's ListenOverflows counter), and a dropped
+   * handshake is retried after 1, 2, 4, 8 s… Queued connections still wait their turn.
+   */
+  httpBacklog: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -152,6 +166,7 @@ function loadServiceConfig(env: Env, modelsDir: string): ServiceConfig {
     maxBatchSize: integer(env, 'QGATE_MAX_BATCH_SIZE', 32, 1, 1024),
     maxQueueDelayMs: integer(env, 'QGATE_MAX_QUEUE_DELAY_MS', 5, 0, 1000),
     maxQueue: integer(env, 'QGATE_MAX_QUEUE', 256, 1, 100_000),
+    maxQueueWaitMs: integer(env, 'QGATE_MAX_QUEUE_WAIT_MS', 1000, 10, 600_000),
     retryAfterSeconds: integer(env, 'QGATE_RETRY_AFTER_SECONDS', 1, 1, 3600),
     maxUploadBytes: integer(env, 'QGATE_MAX_UPLOAD_BYTES', 10 * MiB, 1024, 256 * MiB),
     maxPixels: integer(env, 'QGATE_MAX_PIXELS', 4096 * 4096, 1, 16384 * 16384),
@@ -169,6 +184,7 @@ function loadServiceConfig(env: Env, modelsDir: string): ServiceConfig {
     webDir: path.resolve(env.QGATE_WEB_DIR || path.join('dist', 'web')),
     grpcMaxSendBytes: integer(env, 'QGATE_GRPC_MAX_SEND_BYTES', 16 * MiB, 64 * 1024, 1024 * MiB),
     httpRequestTimeoutMs: integer(env, 'QGATE_HTTP_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
+    httpBacklog: integer(env, 'QGATE_HTTP_BACKLOG', 4096, 1, 65_535),
   };
 }
 

@@ -9,6 +9,7 @@ import { loadConfig } from '../src/config.ts';
 import { ErrorCodes, QgateError } from '../src/errors.ts';
 import type { Generator } from '../src/generator/index.ts';
 import { GENERATOR_FORMAT, validateName } from '../src/generator/manifest.ts';
+import { admissionRefusal, expectedWaitMs, ServiceTimeEstimator } from '../src/server/admission.ts';
 import { DynamicBatcher } from '../src/server/batcher.ts';
 import { ERROR_STATUS } from '../src/server/errors.ts';
 import { createMetrics } from '../src/server/metrics.ts';
@@ -35,13 +36,15 @@ test('The dynamic batcher groups concurrent items, keeps order, and refuses past
   const results = await Promise.all([1, 2, 3, 4, 5].map((x) => b.submit(x)));
   assert.deepEqual(results, [10, 20, 30, 40, 50]);
   assert.deepEqual(batches, [[1, 2, 3, 4], [5]]);
+  // After a batch the batcher lets the event loop turn once before forming the next one.
+  await new Promise((r) => setImmediate(r));
   // 4 leave at once as a full batch, 6 fill the queue, the 11th is refused.
   const many = Array.from({ length: 11 }, (_, i) => b.submit(i).then(() => 'ok', (e: QgateError) => e.code));
   const codes = await Promise.all(many);
   assert.deepEqual(codes, [...Array(10).fill('ok'), 'OVERLOADED']);
   const ac = new AbortController();
   const slow = new DynamicBatcher<number, number>({ maxBatchSize: 10, maxQueueDelayMs: 1000, maxQueue: 10, run: async (i) => i });
-  const pending = slow.submit(1, ac.signal);
+  const pending = slow.submit(1, { signal: ac.signal });
   ac.abort(new QgateError('DEADLINE_EXCEEDED', 'late'));
   await assert.rejects(pending, { code: 'DEADLINE_EXCEEDED' });
   assert.equal(slow.depth, 0, 'an aborted item leaves the queue');
@@ -102,4 +105,91 @@ test('A swapped-out version is disposed only after its in-flight requests releas
     await registry.stop();
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('Admission refuses by count, by expected wait and by deadline, from a measured per-item time', () => {
+  const base = { admitted: 0, maxAdmitted: 288, perItemMs: undefined as number | undefined, maxWaitMs: 1000, now: 10_000 };
+  // Before any batch is measured only the count bound applies.
+  assert.equal(admissionRefusal({ ...base, admitted: 287 }), undefined);
+  assert.equal(admissionRefusal({ ...base, admitted: 288 })?.reason, 'queue_full');
+  // 4 ms an item: 249 ahead + this one = 1000 ms is admitted, 250 ahead (1004 ms) is not.
+  assert.equal(expectedWaitMs(249, 4), 1000);
+  assert.equal(admissionRefusal({ ...base, perItemMs: 4, admitted: 249 }), undefined);
+  const wait = admissionRefusal({ ...base, perItemMs: 4, admitted: 250 });
+  assert.equal(wait?.reason, 'wait');
+  assert.equal(wait?.error.code, 'OVERLOADED');
+  assert.match(wait!.error.message, /QGATE_MAX_QUEUE_WAIT_MS/);
+  // A gRPC call with 100 ms left is refused when 25 items (100 ms) would be served before it, not with 24.
+  assert.equal(admissionRefusal({ ...base, perItemMs: 4, admitted: 23, deadline: 10_100 }), undefined);
+  assert.equal(admissionRefusal({ ...base, perItemMs: 4, admitted: 24, deadline: 10_100 })?.reason, 'deadline');
+  assert.equal(admissionRefusal({ ...base, perItemMs: 4, admitted: 0, deadline: 9_999 })?.reason, 'deadline', 'a deadline already past');
+  // Every refusal is OVERLOADED, so 503 + Retry-After / RESOURCE_EXHAUSTED.
+  for (const r of [admissionRefusal({ ...base, admitted: 288 }), wait]) assert.equal(ERROR_STATUS[r!.error.code].http, 503);
+});
+
+test('The service-time estimator averages cycle time per item over batches of at least half size', () => {
+  const e = new ServiceTimeEstimator(16, 0.5);
+  assert.equal(e.perItemMs, undefined);
+  e.observe(4, 40); // a small batch: its fixed cost would overstate the per-item time
+  assert.equal(e.perItemMs, undefined);
+  e.observe(32, 64);
+  assert.equal(e.perItemMs, 2);
+  assert.equal(e.perBatchMs, 64);
+  e.observe(16, 64); // 4 ms an item: the mean moves half way
+  assert.equal(e.perItemMs, 3);
+  assert.equal(e.perBatchMs, 64);
+});
+
+test('The batcher drops queued items past their wait limit or deadline with OVERLOADED, and measures its batches', async () => {
+  let clock = 1000;
+  const gates: Array<() => void> = [];
+  const estimator = new ServiceTimeEstimator(2);
+  const batches: number[][] = [];
+  const b = new DynamicBatcher<number, number>({
+    maxBatchSize: 2, maxQueueDelayMs: 1, maxQueue: 10, estimator, now: () => clock,
+    run: (items) => new Promise((resolve) => {
+      batches.push(items);
+      gates.push(() => resolve(items));
+    }),
+  });
+  // Lets the batcher's turn of the event loop and its 1 ms fill timer pass (no timing is asserted).
+  const settle = () => new Promise((r) => setTimeout(r, 20));
+  const results = [
+    b.submit(1), b.submit(2), // the first batch, run at once
+    b.submit(3, { expiresAt: 1500 }), // waits past its limit
+    b.submit(4, { deadline: 1600 }), // one batch (measured 200 ms) from 1500 would end past its deadline
+    b.submit(5, { expiresAt: 5000, deadline: 5000 }),
+  ].map((p) => p.then((v) => `ok ${v}`, (e: QgateError) => e.code));
+  assert.equal(b.depth, 3);
+  clock = 1200; // the first batch took 200 ms
+  gates.shift()!();
+  await settle();
+  await settle();
+  assert.equal(estimator.perBatchMs, 200);
+  assert.equal(estimator.perItemMs, 100);
+  // The next batch was formed at 1200: nothing had expired yet, so 3 and 4 run.
+  assert.deepEqual(batches, [[1, 2], [3, 4]]);
+  clock = 1500;
+  gates.shift()!();
+  await settle();
+  await settle();
+  // At 1500 item 5 is still within both limits.
+  assert.deepEqual(batches.at(-1), [5]);
+  gates.shift()!();
+  assert.deepEqual(await Promise.all(results), ['ok 1', 'ok 2', 'ok 3', 'ok 4', 'ok 5']);
+  await settle();
+
+  // Now with the queue held back by a running batch: expired items never reach the model.
+  const held = b.submit(10).then(String);
+  const blocked = b.submit(11).then(String);
+  const late = [b.submit(12, { expiresAt: 1600 }), b.submit(13, { deadline: 1700 }), b.submit(14, { deadline: 1900 })]
+    .map((p) => p.then((v) => `ok ${v}`, (e: QgateError) => e.code));
+  clock = 1650; // 12's wait limit passed; 13's deadline is 50 ms away, less than a batch (about 200 ms)
+  gates.shift()!();
+  await settle();
+  await settle();
+  assert.deepEqual(batches.at(-1), [14], 'only the item that can still make it is run');
+  gates.shift()!();
+  assert.deepEqual(await Promise.all([held, blocked, ...late]), ['10', '11', 'OVERLOADED', 'OVERLOADED', 'ok 14']);
+  assert.equal(b.depth, 0);
 });

@@ -99,7 +99,7 @@ export function create(config: Config, overrides: AppOverrides = {}): QgateApp {
   const listen = async () => {
     const httpPort = await new Promise<number>((resolve, reject) => {
       httpServer.once('error', reject);
-      httpServer.listen(s.httpPort, s.host, () => {
+      httpServer.listen({ port: s.httpPort, host: s.host, backlog: s.httpBacklog }, () => {
         httpServer.off('error', reject);
         resolve((httpServer.address() as AddressInfo).port);
       });

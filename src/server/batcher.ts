@@ -2,9 +2,13 @@
  * A dynamic batcher in the manner of Triton's: requests queue up and are run together, in one model
  * call, when `maxBatchSize` are waiting or the oldest has waited `maxQueueDelayMs`. One batch runs
  * at a time (TF.js runs on one thread anyway); the queue is bounded, and a request beyond the bound
- * is refused at once with OVERLOADED rather than left to time out.
+ * is refused at once with OVERLOADED rather than left to time out. Items carry the time after which
+ * they are no longer worth running (their wait limit, their deadline): those still queued then are
+ * dropped with OVERLOADED when the next batch is formed, so the client hears "retry later" before
+ * it gives up.
  */
 import { QgateError } from '../errors.ts';
+import { queuedItemExpired, type ServiceTimeEstimator } from './admission.ts';
 
 export interface BatcherOptions<I, O> {
   maxBatchSize: number;
@@ -15,6 +19,21 @@ export interface BatcherOptions<I, O> {
   run(items: I[]): Promise<O[]>;
   onQueueDepth?(depth: number): void;
   onBatch?(size: number): void;
+  /** Called for each queued item dropped because its wait limit or deadline passed. */
+  onExpired?(): void;
+  /** Measures the per-item service time (admission reads it); none: not measured. */
+  estimator?: ServiceTimeEstimator;
+  /** The clock for wait limits and deadlines, ms; Date.now unless a test injects one. */
+  now?(): number;
+}
+
+export interface SubmitOptions {
+  /** Aborts the item while it is queued (the client went away, or its deadline timer fired). */
+  signal?: AbortSignal | undefined;
+  /** Still queued at this time: dropped with OVERLOADED (QGATE_MAX_QUEUE_WAIT_MS after admission). */
+  expiresAt?: number | undefined;
+  /** The call's deadline: dropped with OVERLOADED when one batch from now would end past it. */
+  deadline?: number | undefined;
 }
 
 interface Pending<I, O> {
@@ -23,6 +42,8 @@ interface Pending<I, O> {
   reject(e: unknown): void;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  expiresAt: number | undefined;
+  deadline: number | undefined;
 }
 
 /** The error an aborted signal stands for: its reason when that is a QgateError, else CANCELLED. */
@@ -35,24 +56,35 @@ export class DynamicBatcher<I, O> {
   private readonly queue: Pending<I, O>[] = [];
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  /** A flush is due on the next turn of the event loop (see flush). */
+  private yielding = false;
+  /** When the last batch ended, and whether items were waiting then (the next cycle starts there). */
+  private lastEnd: number | undefined;
+  private backlogAtEnd = false;
   private readonly o: BatcherOptions<I, O>;
+  private readonly now: () => number;
 
   constructor(options: BatcherOptions<I, O>) {
     this.o = options;
+    this.now = options.now ?? Date.now;
   }
 
   get depth(): number {
     return this.queue.length;
   }
 
-  /** Queues one item; rejects with OVERLOADED when the queue is full, or when `signal` aborts first. */
-  submit(item: I, signal?: AbortSignal): Promise<O> {
+  /**
+   * Queues one item; rejects with OVERLOADED when the queue is full or the item expires while
+   * queued, or with the signal's reason when `signal` aborts first.
+   */
+  submit(item: I, options: SubmitOptions = {}): Promise<O> {
+    const { signal, expiresAt, deadline } = options;
     if (signal?.aborted) return Promise.reject(abortError(signal));
     if (this.queue.length >= this.o.maxQueue) {
       return Promise.reject(new QgateError('OVERLOADED', `the scoring queue is full (${this.o.maxQueue} waiting); retry later`));
     }
     return new Promise<O>((resolve, reject) => {
-      const p: Pending<I, O> = { item, resolve, reject, signal, onAbort: undefined };
+      const p: Pending<I, O> = { item, resolve, reject, signal, onAbort: undefined, expiresAt, deadline };
       if (signal) {
         // Dropped from the queue when the caller gives up; once in a running batch it finishes.
         p.onAbort = () => {
@@ -80,7 +112,7 @@ export class DynamicBatcher<I, O> {
   }
 
   private schedule(): void {
-    if (this.running) return; // the running batch reschedules when it ends
+    if (this.running || this.yielding) return; // the running batch, or the pending turn, reschedules
     if (this.queue.length >= this.o.maxBatchSize || this.o.maxQueueDelayMs === 0) {
       this.flush();
     } else if (!this.timer && this.queue.length) {
@@ -88,17 +120,55 @@ export class DynamicBatcher<I, O> {
     }
   }
 
+  /** Rejects, with OVERLOADED, queued items whose wait limit passed or whose deadline one batch would miss. */
+  private dropExpired(now: number): void {
+    const batchMs = this.o.estimator?.perBatchMs;
+    let dropped = 0;
+    for (let i = 0; i < this.queue.length;) {
+      const p = this.queue[i]!;
+      if (!queuedItemExpired(now, p.expiresAt, p.deadline, batchMs)) {
+        i++;
+        continue;
+      }
+      this.queue.splice(i, 1);
+      if (p.signal && p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
+      dropped++;
+      this.o.onExpired?.();
+      p.reject(new QgateError('OVERLOADED', p.deadline !== undefined && now < (p.expiresAt ?? Infinity)
+        ? 'the scoring queue is too long to answer before the call\'s deadline; retry later'
+        : 'waited in the scoring queue past QGATE_MAX_QUEUE_WAIT_MS; retry later'));
+    }
+    if (dropped) this.o.onQueueDepth?.(this.queue.length);
+  }
+
   private flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.running || !this.queue.length) return;
+    if (this.running) return;
+    const start = this.now();
+    this.dropExpired(start);
+    if (!this.queue.length) return;
     const batch = this.queue.splice(0, this.o.maxBatchSize);
     this.o.onQueueDepth?.(this.queue.length);
     this.o.onBatch?.(batch.length);
     for (const p of batch) if (p.signal && p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
+    const cycleStart = this.backlogAtEnd && this.lastEnd !== undefined ? this.lastEnd : start;
     this.running = this.runBatch(batch).finally(() => {
       this.running = undefined;
-      this.schedule();
+      this.lastEnd = this.now();
+      this.backlogAtEnd = this.queue.length > 0;
+      this.o.estimator?.observe(batch.length, this.lastEnd - cycleStart);
+      // The next batch starts on the next turn of the event loop, not in this microtask chain. A
+      // model call resolves without ever yielding to I/O (the wasm backend computes synchronously
+      // and its data() settles as a microtask), so back-to-back batches chained here held the loop
+      // for the whole backlog (1.2 s measured under overload): no request could be read, refused
+      // or answered meanwhile, and refusals came seconds late. A turn of the loop (a poll phase)
+      // between batches keeps admission, and everything else on the loop, responsive.
+      this.yielding = true;
+      setImmediate(() => {
+        this.yielding = false;
+        this.schedule();
+      });
     });
   }
 

@@ -66,8 +66,11 @@ function generateParams(r: GenerateRequest__Output): GenerateParams {
   };
 }
 
-/** Aborts when the call's deadline passes or the client cancels. */
-function callSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): { signal: AbortSignal; done(): void } {
+/**
+ * Aborts when the call's deadline passes or the client cancels; `deadline` (ms, Date.now's clock;
+ * undefined without one) lets admission refuse at once what could not be answered in time.
+ */
+function callSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): { signal: AbortSignal; deadline: number | undefined; done(): void } {
   const ac = new AbortController();
   const deadline = call.getDeadline();
   const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : Number.isFinite(deadline) ? deadline - Date.now() : Infinity;
@@ -79,7 +82,7 @@ function callSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWr
   (call as NodeJS.EventEmitter).on('cancelled', () => ac.abort(Date.now() >= at - 5
     ? new QgateError('DEADLINE_EXCEEDED', 'the call deadline passed')
     : new QgateError('CANCELLED', 'the client cancelled the call')));
-  return { signal: ac.signal, done: () => clearTimeout(timer) };
+  return { signal: ac.signal, deadline: Number.isFinite(at) ? at : undefined, done: () => clearTimeout(timer) };
 }
 
 export interface GrpcDeps {
@@ -103,9 +106,9 @@ export function createQualityService(deps: GrpcDeps): QualityServiceHandlers {
   return {
     async Score(call, callback) {
       const done = observe('Score');
-      const { signal, done: clear } = callSignal(call);
+      const { signal, deadline, done: clear } = callSignal(call);
       try {
-        const result = await service.score(call.request.image, call.request.tau, signal);
+        const result = await service.score(call.request.image, call.request.tau, signal, deadline);
         done('OK');
         callback(null, scoreMessage(result));
       } catch (e) {
@@ -119,7 +122,7 @@ export function createQualityService(deps: GrpcDeps): QualityServiceHandlers {
 
     ScoreStream(call) {
       const done = observe('ScoreStream');
-      const { signal, done: clear } = callSignal(call);
+      const { signal, deadline, done: clear } = callSignal(call);
       // Requests are scored concurrently (so they share batches) but answered in request order.
       let index = 0;
       let inFlight = 0;
@@ -137,7 +140,7 @@ export function createQualityService(deps: GrpcDeps): QualityServiceHandlers {
         const i = index++;
         inFlight++;
         if (inFlight >= maxInFlight) call.pause();
-        const scored = service.score(req.image, req.tau, signal).then(
+        const scored = service.score(req.image, req.tau, signal, deadline).then(
           (r): ScoreStreamResponse => ({ index: i, score: scoreMessage(r) }),
           (e: unknown): ScoreStreamResponse => {
             const err = asQgateError(e);

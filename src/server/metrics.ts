@@ -17,6 +17,7 @@ export interface Metrics {
   generateAttempts: Counter<'generator' | 'version'>;
   batchSize: Histogram;
   queueDepth: Gauge;
+  scoringShed: Counter<'reason'>;
   modelInfo: Gauge<'kind' | 'name' | 'version'>;
   modelReloads: Counter<'result'>;
 }
@@ -80,6 +81,12 @@ export function createMetrics(registry: Registry, options: { defaultMetrics?: bo
     queueDepth: new Gauge({
       name: 'qgate_queue_depth',
       help: 'Images waiting in the scoring queue',
+      registers,
+    }),
+    scoringShed: new Counter({
+      name: 'qgate_scoring_shed_total',
+      help: 'Score requests refused with OVERLOADED, by reason: queue_full (count bound), wait (expected wait over QGATE_MAX_QUEUE_WAIT_MS), deadline (expected wait past the call deadline), expired (dropped from the queue)',
+      labelNames: ['reason'] as const,
       registers,
     }),
     modelInfo: new Gauge({

@@ -1,13 +1,14 @@
 /**
- * Scoring requests: decode (sharp, on the libuv pool, so off the event loop), then queue the pixels
- * on the dynamic batcher, which scores concurrent requests in one model call.
+ * Scoring requests: admit (or refuse at once: see admission.ts), decode (sharp, on the libuv pool,
+ * so off the event loop), then queue the pixels on the dynamic batcher, which scores concurrent
+ * requests in one model call.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ServiceConfig } from '../config.ts';
 import { decodeImage } from '../data/images.ts';
-import { QgateError } from '../errors.ts';
 import type { ImageScore, Quality } from '../quality/index.ts';
 import { validateTau } from '../quality/index.ts';
+import { admissionRefusal, ServiceTimeEstimator } from './admission.ts';
 import { abortError, DynamicBatcher } from './batcher.ts';
 import { observeScore, type Metrics } from './metrics.ts';
 
@@ -32,18 +33,23 @@ export class ScoringCore {
   private readonly metrics: Metrics;
   /** Requests between admission and their answer: decoding, queued or in the running batch. */
   private admitted = 0;
+  /** Per-item service time, measured on batches of at least half the maximum size. */
+  private readonly serviceTime: ServiceTimeEstimator;
 
   constructor(quality: Quality, config: ServiceConfig, metrics: Metrics) {
     this.quality = quality;
     this.config = config;
     this.metrics = metrics;
     const { height, width, channels } = quality.extractor.input;
+    this.serviceTime = new ServiceTimeEstimator(Math.ceil(config.maxBatchSize / 2));
     this.batcher = new DynamicBatcher<Item, ImageScore>({
       maxBatchSize: config.maxBatchSize,
       maxQueueDelayMs: config.maxQueueDelayMs,
       maxQueue: config.maxQueue,
+      estimator: this.serviceTime,
       onQueueDepth: (d) => metrics.queueDepth.set(d),
       onBatch: (n) => metrics.batchSize.observe(n),
+      onExpired: () => metrics.scoringShed.inc({ reason: 'expired' }),
       run: async (items) => {
         const size = height * width * channels;
         const pixels = new Float32Array(items.length * size);
@@ -71,30 +77,37 @@ export class ScoringCore {
 
   /**
    * Decodes and scores one image. Bad bytes and a bad tau reject with their catalogue codes.
-   * Admission comes first: with QGATE_MAX_QUEUE images waiting and a batch's worth being decoded
-   * or scored, a request is OVERLOADED at once, before it costs a decode.
+   * Admission comes first, before the request costs a decode: it is OVERLOADED at once when
+   * QGATE_MAX_QUEUE images wait and a batch's worth is being decoded or scored, when the expected
+   * wait is over QGATE_MAX_QUEUE_WAIT_MS, or when it is past `deadline` (gRPC; ms, Date.now's clock).
    */
-  async score(bytes: Uint8Array, tau: number | undefined, signal?: AbortSignal): Promise<ScoreResult> {
+  async score(bytes: Uint8Array, tau: number | undefined, signal?: AbortSignal, deadline?: number): Promise<ScoreResult> {
     const t = tau ?? this.defaultTau;
     validateTau(t);
-    if (this.admitted >= this.config.maxQueue + this.config.maxBatchSize) {
-      throw new QgateError('OVERLOADED', `the scoring queue is full (${this.config.maxQueue} waiting); retry later`);
+    const now = Date.now();
+    const refusal = admissionRefusal({
+      admitted: this.admitted, maxAdmitted: this.config.maxQueue + this.config.maxBatchSize,
+      perItemMs: this.serviceTime.perItemMs, maxWaitMs: this.config.maxQueueWaitMs, now, deadline,
+    });
+    if (refusal) {
+      this.metrics.scoringShed.inc({ reason: refusal.reason });
+      throw refusal.error;
     }
     this.admitted++;
     try {
-      return await this.decodeAndScore(bytes, t, signal);
+      return await this.decodeAndScore(bytes, t, signal, now + this.config.maxQueueWaitMs, deadline);
     } finally {
       this.admitted--;
     }
   }
 
-  private async decodeAndScore(bytes: Uint8Array, t: number, signal: AbortSignal | undefined): Promise<ScoreResult> {
+  private async decodeAndScore(bytes: Uint8Array, t: number, signal: AbortSignal | undefined, expiresAt: number, deadline: number | undefined): Promise<ScoreResult> {
     const decoded = await decodeImage(bytes, this.quality.extractor.input, {
       maxBytes: this.config.maxUploadBytes,
       maxPixels: this.config.maxPixels,
     });
     if (signal?.aborted) throw abortError(signal);
-    const s = await this.batcher.submit({ pixels: decoded.pixels, tau: t }, signal);
+    const s = await this.batcher.submit({ pixels: decoded.pixels, tau: t }, { signal, expiresAt, deadline });
     observeScore(this.metrics, s.q, s.pass);
     return {
       ...s,

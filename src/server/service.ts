@@ -67,8 +67,9 @@ export class QgateService {
     return this.cores;
   }
 
-  score(image: Uint8Array, tau: number | undefined, signal?: AbortSignal): Promise<ScoreResult> {
-    return this.serving().scoring.score(image, tau, signal);
+  /** `deadline`: the gRPC call's, in ms on Date.now's clock; admission refuses what cannot make it. */
+  score(image: Uint8Array, tau: number | undefined, signal?: AbortSignal, deadline?: number): Promise<ScoreResult> {
+    return this.serving().scoring.score(image, tau, signal, deadline);
   }
 
   generate(p: GenerateParams, signal?: AbortSignal): Promise<GenerateResult> {

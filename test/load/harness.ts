@@ -22,8 +22,9 @@ export interface Server {
   stop(): Promise<number | null>;
 }
 
-export async function startServer(env: Record<string, string> = {}): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+/** `nodeArgs`: extra Node flags for the service (e.g. --cpu-prof while looking for a bottleneck). */
+export async function startServer(env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Server> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts'], {
     env: { ...process.env, QGATE_HOST: '127.0.0.1', QGATE_HTTP_PORT: '0', QGATE_GRPC_PORT: '0', QGATE_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -97,6 +98,8 @@ export function percentile(sorted: number[], p: number): number {
 export interface Tally {
   /** Outcome (HTTP status or gRPC status name, or a client-side error) → count. */
   outcomes: Record<string, number>;
+  /** For outcomes that are not allowed: `outcome: message` → count, to say where an error came from. */
+  details: Record<string, number>;
   /** Latencies of successful requests, ms. */
   okMs: number[];
   /** Successful requests per whole second since the start. */
@@ -105,11 +108,12 @@ export interface Tally {
 }
 
 export function newTally(): Tally {
-  return { outcomes: {}, okMs: [], okPerSecond: [], seconds: 0 };
+  return { outcomes: {}, details: {}, okMs: [], okPerSecond: [], seconds: 0 };
 }
 
-export function record(t: Tally, outcome: string, ok: boolean, ms: number, sinceStartMs: number): void {
+export function record(t: Tally, outcome: string, ok: boolean, ms: number, sinceStartMs: number, detail?: string): void {
   t.outcomes[outcome] = (t.outcomes[outcome] ?? 0) + 1;
+  if (detail !== undefined) t.details[`${outcome}: ${detail}`] = (t.details[`${outcome}: ${detail}`] ?? 0) + 1;
   if (!ok) return;
   t.okMs.push(ms);
   const s = Math.floor(sinceStartMs / 1000);
@@ -117,9 +121,9 @@ export function record(t: Tally, outcome: string, ok: boolean, ms: number, since
   t.okPerSecond[s]!++;
 }
 
-export function summarize(t: Tally): { okPerSecond: number; p50: number; p99: number; outcomes: Record<string, number> } {
+export function summarize(t: Tally): { okPerSecond: number; p50: number; p99: number; outcomes: Record<string, number>; details: Record<string, number> } {
   const sorted = [...t.okMs].sort((a, b) => a - b);
-  return { okPerSecond: t.okMs.length / t.seconds, p50: Math.round(percentile(sorted, 50)), p99: Math.round(percentile(sorted, 99)), outcomes: t.outcomes };
+  return { okPerSecond: t.okMs.length / t.seconds, p50: Math.round(percentile(sorted, 50)), p99: Math.round(percentile(sorted, 99)), outcomes: t.outcomes, details: t.details };
 }
 
 /**
@@ -127,7 +131,7 @@ export function summarize(t: Tally): { okPerSecond: number; p50: number; p99: nu
  * `seconds`, with at most `maxOutstanding` calls waiting (beyond it a call is counted as
  * 'client-backlog' and not sent). Resolves when every call sent has been answered.
  */
-export async function openLoop(rate: number, seconds: number, maxOutstanding: number, fire: () => Promise<{ outcome: string; ok: boolean }>): Promise<Tally> {
+export async function openLoop(rate: number, seconds: number, maxOutstanding: number, fire: () => Promise<Outcome>): Promise<Tally> {
   const t = newTally();
   t.seconds = seconds;
   const start = Date.now();
@@ -144,7 +148,7 @@ export async function openLoop(rate: number, seconds: number, maxOutstanding: nu
       }
       outstanding++;
       const t0 = Date.now();
-      const p: Promise<void> = fire().then(({ outcome, ok }) => record(t, outcome, ok, Date.now() - t0, t0 - start)).finally(() => {
+      const p: Promise<void> = fire().then(({ outcome, ok, detail }) => record(t, outcome, ok, Date.now() - t0, t0 - start, detail)).finally(() => {
         outstanding--;
         pending.delete(p);
       });
@@ -157,25 +161,30 @@ export async function openLoop(rate: number, seconds: number, maxOutstanding: nu
 }
 
 /** Calls `fire` from `concurrency` loops for `seconds` (closed loop: each waits for its answer). */
-export async function closedLoop(concurrency: number, seconds: number, fire: () => Promise<{ outcome: string; ok: boolean }>): Promise<Tally> {
+export async function closedLoop(concurrency: number, seconds: number, fire: () => Promise<Outcome>): Promise<Tally> {
   const t = newTally();
   t.seconds = seconds;
   const start = Date.now();
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (Date.now() - start < seconds * 1000) {
       const t0 = Date.now();
-      const { outcome, ok } = await fire();
-      record(t, outcome, ok, Date.now() - t0, t0 - start);
+      const { outcome, ok, detail } = await fire();
+      record(t, outcome, ok, Date.now() - t0, t0 - start, detail);
     }
   }));
   return t;
 }
 
+/** What one call came back with; `detail` (the error's message) only for outcomes worth explaining. */
+export interface Outcome { outcome: string; ok: boolean; detail?: string }
+
 /** One gRPC Score call as a driver outcome. */
-export function grpcScore(client: QualityServiceClient, image: Buffer, deadlineMs = 10_000): Promise<{ outcome: string; ok: boolean }> {
+export function grpcScore(client: QualityServiceClient, image: Buffer, deadlineMs = 10_000): Promise<Outcome> {
   return new Promise((resolve) => {
     client.Score({ image }, { deadline: Date.now() + deadlineMs }, (err) => {
-      resolve(err ? { outcome: grpc.status[err.code] ?? String(err.code), ok: false } : { outcome: 'OK', ok: true });
+      if (!err) return resolve({ outcome: 'OK', ok: true });
+      const outcome = grpc.status[err.code] ?? String(err.code);
+      resolve({ outcome, ok: false, ...(err.code === grpc.status.RESOURCE_EXHAUSTED ? {} : { detail: err.details }) });
     });
   });
 }
@@ -197,3 +206,4 @@ export async function writeDocSection(name: string, body: string, file = 'docs/R
   doc = i >= 0 && j > i ? doc.slice(0, i) + block + doc.slice(j + end.length) : `${doc.trimEnd()}\n\n${block}\n`;
   await writeFile(file, doc);
 }
+

@@ -1,10 +1,14 @@
 /**
  * `npm run test:soak`: SOAK_REQUESTS (default 50,000) REST requests against the real service in ten
  * equal rounds of 32 connections: per 10 requests, 8 scores of valid digits (two different PNGs and
- * a JPEG), 1 undecodable upload (400) and 1 `GET /generate?n=2&format=json`. After each round, with
- * the server idle, it reads `process_resident_memory_bytes`, the V8 heap and `qgate_tf_tensors` from
- * /metrics. Checks: RSS at the end within 10% of its level after the first 5,000 requests (half way
- * in a run shorter than 10,000), `qgate_tf_tensors` unchanged from the first round on, and only 200/400/503 answers
+ * a JPEG), 1 undecodable upload (400) and 1 `GET /generate?n=2&format=json`. While each round runs
+ * it samples `process_resident_memory_bytes` and the V8 heap from /metrics every 500 ms; after it,
+ * with the server idle, `qgate_tf_tensors`. RSS at a mark is the median of the samples over the
+ * second half of the round that ends there: a single sample follows the V8 heap's garbage-collection
+ * cycle (heap used swung between 70 and 170 MiB from one mark to the next in an earlier run, and
+ * RSS with it), which a median over several cycles does not. Checks: that RSS at the end within
+ * 10% of its level after the first 5,000 requests (half way in a run shorter than 10,000),
+ * `qgate_tf_tensors` unchanged from the first round on, and only 200/400/503 answers
  * (503: the generate slots, QGATE_GENERATE_MAX_CONCURRENT = 4, are sometimes all busy).
  * Prints the figures and writes them to the `soak` section of docs/RELIABILITY.md. Exits 1 when a
  * check fails.
@@ -19,7 +23,15 @@ const PER_ROUND = Math.ceil(TOTAL / ROUNDS);
 const CONNECTIONS = 32;
 const RSS_TOLERANCE = 0.1;
 
-interface Sample { requests: number; seconds: number; rssMiB: number; heapMiB: number; tensors: number }
+/** How often RSS and the heap are read while a round runs. */
+const SAMPLE_MS = 500;
+
+interface Sample { requests: number; seconds: number; rssMiB: number; rssMin: number; rssMax: number; samples: number; heapMiB: number; tensors: number }
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
 
 async function main(): Promise<void> {
   const startedAt = new Date().toISOString();
@@ -38,7 +50,17 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   let done = 0;
   try {
+    const one = async (family: string, labels = '') => (await scrape(server.base, family)).get(labels) ?? NaN;
     for (let round = 0; round < ROUNDS; round++) {
+      const roundStart = Date.now();
+      const memory: Array<{ at: number; rss: number; heap: number }> = [];
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          memory.push({ at: Date.now(), rss: (await one('process_resident_memory_bytes')) / 2 ** 20, heap: (await one('nodejs_heap_size_used_bytes')) / 2 ** 20 });
+          await new Promise((r) => setTimeout(r, SAMPLE_MS));
+        }
+      })();
       await new Promise<void>((resolve, reject) => {
         const instance = autocannon({ url: server.base, connections: CONNECTIONS, amount: PER_ROUND, timeout: 30, requests }, (err, result) => {
           if (err) return reject(err);
@@ -49,17 +71,21 @@ async function main(): Promise<void> {
           outcomes[status] = (outcomes[status] ?? 0) + 1;
         });
       });
+      sampling = false;
+      await sampler;
       done += PER_ROUND;
-      const one = async (family: string, labels = '') => (await scrape(server.base, family)).get(labels) ?? NaN;
+      const half = roundStart + (Date.now() - roundStart) / 2;
+      const window = memory.filter((m) => m.at >= half);
+      const rss = window.map((m) => m.rss);
       const sample: Sample = {
         requests: done,
         seconds: (Date.now() - t0) / 1000,
-        rssMiB: (await one('process_resident_memory_bytes')) / 2 ** 20,
-        heapMiB: (await one('nodejs_heap_size_used_bytes')) / 2 ** 20,
+        rssMiB: median(rss), rssMin: Math.min(...rss), rssMax: Math.max(...rss), samples: rss.length,
+        heapMiB: median(window.map((m) => m.heap)),
         tensors: await one('qgate_tf_tensors'),
       };
       samples.push(sample);
-      console.log(`${sample.requests} requests, ${sample.seconds.toFixed(0)} s: RSS ${sample.rssMiB.toFixed(1)} MiB, heap ${sample.heapMiB.toFixed(1)} MiB, tensors ${sample.tensors}`, outcomes);
+      console.log(`${sample.requests} requests, ${sample.seconds.toFixed(0)} s: RSS median ${sample.rssMiB.toFixed(1)} MiB (${sample.rssMin.toFixed(1)}–${sample.rssMax.toFixed(1)}, ${sample.samples} samples), heap median ${sample.heapMiB.toFixed(1)} MiB, tensors ${sample.tensors}`, outcomes);
     }
   } finally {
     const code = await server.stop();
@@ -81,11 +107,13 @@ Measured by \`${TOTAL === 50_000 ? 'npm run test:soak' : `SOAK_REQUESTS=${TOTAL}
 ${done.toLocaleString('en')} REST requests in ${seconds.toFixed(0)} s (${(done / seconds).toFixed(0)} req/s, 32 connections): per 10, 8 scores of valid
 PNG/JPEG digits, 1 undecodable upload and 1 \`GET /generate?n=2&format=json\`. Answers: ${Object.entries(outcomes).map(([k, v]) => `${k}: ${v}`).join(', ')}.
 
-| requests | elapsed s | RSS MiB | V8 heap used MiB | \`qgate_tf_tensors\` |
-|---|---|---|---|---|
-${samples.map((s) => `| ${s.requests.toLocaleString('en')} | ${s.seconds.toFixed(0)} | ${s.rssMiB.toFixed(1)} | ${s.heapMiB.toFixed(1)} | ${s.tensors} |`).join('\n')}
+RSS and heap: medians of the samples taken every ${SAMPLE_MS} ms over the second half of the round ending at each mark (range and count in brackets).
 
-RSS at the end vs after the first ${first.requests.toLocaleString('en')}: ${(growth * 100).toFixed(1)}% (limit ±${RSS_TOLERANCE * 100}%). Result: ${failures.length ? `**FAILED**: ${failures.join('; ')}` : 'every check passed.'}
+| requests | elapsed s | RSS MiB, median (min–max, samples) | V8 heap used MiB, median | \`qgate_tf_tensors\` |
+|---|---|---|---|---|
+${samples.map((s) => `| ${s.requests.toLocaleString('en')} | ${s.seconds.toFixed(0)} | ${s.rssMiB.toFixed(1)} (${s.rssMin.toFixed(1)}–${s.rssMax.toFixed(1)}, ${s.samples}) | ${s.heapMiB.toFixed(1)} | ${s.tensors} |`).join('\n')}
+
+Median RSS at the end vs after the first ${first.requests.toLocaleString('en')}: ${(growth * 100).toFixed(1)}% (limit ±${RSS_TOLERANCE * 100}%). Result: ${failures.length ? `**FAILED**: ${failures.join('; ')}` : 'every check passed.'}
 `;
   console.log(doc);
   await writeDocSection('soak', doc);
