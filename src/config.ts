@@ -92,6 +92,12 @@ export interface ServiceConfig {
    * handshake is retried after 1, 2, 4, 8 s… Queued connections still wait their turn.
    */
   httpBacklog: number;
+  /**
+   * QGATE_SCORE_WORKERS: worker threads that score images, each with its own model copy; 0 scores on
+   * the main thread. `auto` (default): one per core (at most 4) on the wasm and cpu backends, which
+   * run on the calling thread only; 0 on the native ones, which have their own thread pools.
+   */
+  scoreWorkers: number | 'auto';
 }
 
 type Env = Record<string, string | undefined>;
@@ -185,6 +191,8 @@ function loadServiceConfig(env: Env, modelsDir: string): ServiceConfig {
     grpcMaxSendBytes: integer(env, 'QGATE_GRPC_MAX_SEND_BYTES', 16 * MiB, 64 * 1024, 1024 * MiB),
     httpRequestTimeoutMs: integer(env, 'QGATE_HTTP_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
     httpBacklog: integer(env, 'QGATE_HTTP_BACKLOG', 4096, 1, 65_535),
+    scoreWorkers: env.QGATE_SCORE_WORKERS === undefined || env.QGATE_SCORE_WORKERS === '' || env.QGATE_SCORE_WORKERS === 'auto'
+      ? 'auto' : integer(env, 'QGATE_SCORE_WORKERS', 0, 0, 16),
   };
 }
 

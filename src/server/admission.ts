@@ -24,10 +24,13 @@ export class ServiceTimeEstimator {
   private perBatch: number | undefined;
   private readonly minBatch: number;
   private readonly weight: number;
+  private readonly parallelism: number;
 
-  constructor(minBatch: number, weight = 0.2) {
+  /** `parallelism`: batches that run at once (one per scoring worker), so the queue drains that many times faster than one batch's time per item. */
+  constructor(minBatch: number, weight = 0.2, parallelism = 1) {
     this.minBatch = Math.max(1, minBatch);
     this.weight = weight;
+    this.parallelism = Math.max(1, parallelism);
   }
 
   /** Records one batch of `size` items whose cycle took `cycleMs`. */
@@ -38,9 +41,9 @@ export class ServiceTimeEstimator {
     this.perBatch = this.perBatch === undefined ? cycleMs : this.perBatch + this.weight * (cycleMs - this.perBatch);
   }
 
-  /** ms per item, or undefined before the first batch of at least `minBatch` items. */
+  /** ms per item of the whole queue (all parallel batches together), or undefined before the first batch of at least `minBatch` items. */
   get perItemMs(): number | undefined {
-    return this.perItem;
+    return this.perItem === undefined ? undefined : this.perItem / this.parallelism;
   }
 
   /** ms per batch (of at least `minBatch` items), or undefined before the first. */

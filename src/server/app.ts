@@ -5,12 +5,13 @@
  * HTTP closes and gRPC shuts down (forced after QGATE_SHUTDOWN_TIMEOUT_MS), models are disposed.
  */
 import http from 'node:http';
+import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { Registry } from 'prom-client';
-import { initBackend } from '../backend/index.ts';
+import { initBackend, type BackendName } from '../backend/index.ts';
 import type { Config } from '../config.ts';
 import { logger as defaultLogger, type Logger } from '../log.ts';
 import { loadQuality, type Quality } from '../quality/index.ts';
@@ -19,6 +20,7 @@ import { createHttpApp } from './http.ts';
 import { addToServer, loadQgateProto, SERVICE_NAME } from './grpc.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { GeneratorRegistry } from './registry.ts';
+import { ScorePool } from './score-pool.ts';
 import { QgateService } from './service.ts';
 
 export interface AppOverrides {
@@ -46,11 +48,25 @@ export interface QgateApp {
   stop(): Promise<boolean>;
 }
 
+/**
+ * Scoring workers for QGATE_SCORE_WORKERS. `auto`: one per core, at most 4, where the backend
+ * computes on the calling thread (wasm: its own thread pool does not start under Node; cpu); none
+ * on the native backends, whose kernels already use every core (and a GPU is shared badly).
+ */
+export function scoreWorkerCount(setting: number | 'auto', backend: BackendName): number {
+  if (setting !== 'auto') return setting;
+  return backend === 'wasm' || backend === 'cpu' ? Math.min(4, os.availableParallelism()) : 0;
+}
+
 export function create(config: Config, overrides: AppOverrides = {}): QgateApp {
   const log = overrides.log ?? defaultLogger;
   const s = config.service;
   const registry = new Registry();
-  const metrics = createMetrics(registry, { defaultMetrics: overrides.defaultMetrics ?? true });
+  let pool: ScorePool | undefined;
+  const metrics = createMetrics(registry, {
+    defaultMetrics: overrides.defaultMetrics ?? true,
+    workerTensors: async () => (pool ? pool.tensors() : 0),
+  });
   const generators = new GeneratorRegistry({
     dir: s.generatorsDir, pins: s.pins, defaultGenerator: s.defaultGenerator,
     watch: s.registryWatch, rescanMs: s.registryRescanMs, metrics, log,
@@ -79,15 +95,21 @@ export function create(config: Config, overrides: AppOverrides = {}): QgateApp {
   let stopping: Promise<boolean> | undefined;
 
   const load = async (): Promise<void> => {
-    await initBackend(config.backend, log);
+    const backend = await initBackend(config.backend, log);
     let quality = overrides.quality;
     if (!quality) {
       quality = await loadQuality(config);
       ownedQuality = quality;
+      // An injected Quality (tests) cannot be handed to worker threads: it is scored where it lives.
+      const workers = scoreWorkerCount(s.scoreWorkers, backend.name);
+      if (workers > 0) {
+        pool = await ScorePool.start({ backend: backend.name, quality: config }, workers);
+        log.info({ workers }, 'scoring on worker threads');
+      }
     }
     metrics.modelInfo.set({ kind: 'extractor', name: quality.extractor.id, version: String(quality.extractor.manifest.createdAt ?? '') }, 1);
     metrics.modelInfo.set({ kind: 'reference', name: quality.reference.manifest.id, version: quality.reference.manifest.createdAt }, 1);
-    service.attachQuality(quality);
+    service.attachQuality(quality, pool);
     await generators.start();
     if (service.state !== 'starting') return; // stopped while loading
     service.state = 'serving';
@@ -141,6 +163,7 @@ export function create(config: Config, overrides: AppOverrides = {}): QgateApp {
       clearInterval(idleSweep);
       try {
         await generators.stop();
+        await pool?.close();
         ownedQuality?.dispose();
       } catch (e) {
         ok = false;

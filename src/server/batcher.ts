@@ -1,7 +1,8 @@
 /**
  * A dynamic batcher in the manner of Triton's: requests queue up and are run together, in one model
- * call, when `maxBatchSize` are waiting or the oldest has waited `maxQueueDelayMs`. One batch runs
- * at a time (TF.js runs on one thread anyway); the queue is bounded, and a request beyond the bound
+ * call, when `maxBatchSize` are waiting or the oldest has waited `maxQueueDelayMs`. Up to
+ * `concurrency` batches run at once (one per scoring worker; 1 when the model runs on the main
+ * thread, which computes one batch at a time anyway); the queue is bounded, and a request beyond the bound
  * is refused at once with OVERLOADED rather than left to time out. Items carry the time after which
  * they are no longer worth running (their wait limit, their deadline): those still queued then are
  * dropped with OVERLOADED when the next batch is formed, so the client hears "retry later" before
@@ -17,6 +18,8 @@ export interface BatcherOptions<I, O> {
   maxQueue: number;
   /** Runs one batch; must return one output per input, in order. */
   run(items: I[]): Promise<O[]>;
+  /** Batches run at once (default 1). */
+  concurrency?: number;
   onQueueDepth?(depth: number): void;
   onBatch?(size: number): void;
   /** Called for each queued item dropped because its wait limit or deadline passed. */
@@ -55,7 +58,9 @@ export function abortError(signal: AbortSignal): QgateError {
 export class DynamicBatcher<I, O> {
   private readonly queue: Pending<I, O>[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  /** The batches running now: at most `concurrency`. */
+  private readonly running = new Set<Promise<void>>();
+  private readonly concurrency: number;
   /** A flush is due on the next turn of the event loop (see flush). */
   private yielding = false;
   /** When the last batch ended, and whether items were waiting then (the next cycle starts there). */
@@ -67,6 +72,7 @@ export class DynamicBatcher<I, O> {
   constructor(options: BatcherOptions<I, O>) {
     this.o = options;
     this.now = options.now ?? Date.now;
+    this.concurrency = Math.max(1, options.concurrency ?? 1);
   }
 
   get depth(): number {
@@ -105,14 +111,14 @@ export class DynamicBatcher<I, O> {
 
   /** Resolves when the queue is empty and no batch runs. */
   async idle(): Promise<void> {
-    while (this.running || this.queue.length) {
-      if (this.running) await this.running;
+    while (this.running.size || this.queue.length) {
+      if (this.running.size) await Promise.all(this.running);
       else await new Promise((r) => setImmediate(r));
     }
   }
 
   private schedule(): void {
-    if (this.running || this.yielding) return; // the running batch, or the pending turn, reschedules
+    if (this.running.size >= this.concurrency || this.yielding) return; // a running batch, or the pending turn, reschedules
     if (this.queue.length >= this.o.maxBatchSize || this.o.maxQueueDelayMs === 0) {
       this.flush();
     } else if (!this.timer && this.queue.length) {
@@ -144,7 +150,7 @@ export class DynamicBatcher<I, O> {
   private flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.running) return;
+    if (this.running.size >= this.concurrency) return;
     const start = this.now();
     this.dropExpired(start);
     if (!this.queue.length) return;
@@ -152,9 +158,10 @@ export class DynamicBatcher<I, O> {
     this.o.onQueueDepth?.(this.queue.length);
     this.o.onBatch?.(batch.length);
     for (const p of batch) if (p.signal && p.onAbort) p.signal.removeEventListener('abort', p.onAbort);
-    const cycleStart = this.backlogAtEnd && this.lastEnd !== undefined ? this.lastEnd : start;
-    this.running = this.runBatch(batch).finally(() => {
-      this.running = undefined;
+    // With one batch at a time, a batch that follows another at once starts its cycle where that one ended.
+    const cycleStart = this.concurrency === 1 && this.backlogAtEnd && this.lastEnd !== undefined ? this.lastEnd : start;
+    const running: Promise<void> = this.runBatch(batch).finally(() => {
+      this.running.delete(running);
       this.lastEnd = this.now();
       this.backlogAtEnd = this.queue.length > 0;
       this.o.estimator?.observe(batch.length, this.lastEnd - cycleStart);
@@ -170,6 +177,9 @@ export class DynamicBatcher<I, O> {
         this.schedule();
       });
     });
+    this.running.add(running);
+    // A free slot (another worker) takes the next batch now rather than when this one ends.
+    if (this.queue.length) this.schedule();
   }
 
   private async runBatch(batch: Pending<I, O>[]): Promise<void> {

@@ -22,15 +22,24 @@ export interface Metrics {
   modelReloads: Counter<'result'>;
 }
 
-export function createMetrics(registry: Registry, options: { defaultMetrics?: boolean } = {}): Metrics {
+export interface MetricsOptions {
+  /** prom-client's default process metrics (on by default). */
+  defaultMetrics?: boolean;
+  /** Tensors held by the scoring worker threads, which tf.memory() here does not see. */
+  workerTensors?: () => Promise<number>;
+}
+
+export function createMetrics(registry: Registry, options: MetricsOptions = {}): Metrics {
   const registers = [registry];
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   new Gauge({
     name: 'qgate_tf_tensors',
-    help: 'Tensors currently allocated by TF.js (tf.memory().numTensors); flat under steady load',
+    help: 'Tensors currently allocated by TF.js (tf.memory().numTensors), main thread and scoring workers together; flat under steady load',
     registers,
-    collect() {
-      this.set(tf.memory().numTensors);
+    async collect() {
+      // A pool shutting down answers UNAVAILABLE: the main thread's count is still worth reporting.
+      const workers = options.workerTensors ? await options.workerTensors().catch(() => 0) : 0;
+      this.set(tf.memory().numTensors + workers);
     },
   });
   return {

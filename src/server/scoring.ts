@@ -11,6 +11,7 @@ import { validateTau } from '../quality/index.ts';
 import { admissionRefusal, ServiceTimeEstimator } from './admission.ts';
 import { abortError, DynamicBatcher } from './batcher.ts';
 import { observeScore, type Metrics } from './metrics.ts';
+import type { ScorePool } from './score-pool.ts';
 
 export interface ScoreResult extends ImageScore {
   tau: number;
@@ -36,13 +37,19 @@ export class ScoringCore {
   /** Per-item service time, measured on batches of at least half the maximum size. */
   private readonly serviceTime: ServiceTimeEstimator;
 
-  constructor(quality: Quality, config: ServiceConfig, metrics: Metrics) {
+  /**
+   * `pool`: score on its worker threads, one batch per worker at a time; without it, batches run
+   * one at a time on this (the main) thread.
+   */
+  constructor(quality: Quality, config: ServiceConfig, metrics: Metrics, pool?: ScorePool) {
     this.quality = quality;
     this.config = config;
     this.metrics = metrics;
     const { height, width, channels } = quality.extractor.input;
-    this.serviceTime = new ServiceTimeEstimator(Math.ceil(config.maxBatchSize / 2));
+    const parallel = pool?.size ?? 1;
+    this.serviceTime = new ServiceTimeEstimator(Math.ceil(config.maxBatchSize / 2), undefined, parallel);
     this.batcher = new DynamicBatcher<Item, ImageScore>({
+      concurrency: parallel,
       maxBatchSize: config.maxBatchSize,
       maxQueueDelayMs: config.maxQueueDelayMs,
       maxQueue: config.maxQueue,
@@ -54,11 +61,12 @@ export class ScoringCore {
         const size = height * width * channels;
         const pixels = new Float32Array(items.length * size);
         items.forEach((it, i) => pixels.set(it.pixels, i * size));
+        // One model call serves requests with different taus: the gate is applied per item.
+        const gate = (scores: ImageScore[]) => scores.map((s, i) => ({ ...s, pass: s.q < items[i]!.tau }));
+        if (pool) return gate(await pool.score(pixels));
         const batch = tf.tensor4d(pixels, [items.length, height, width, channels]);
         try {
-          const scores = await quality.score(batch);
-          // One model call serves requests with different taus: the gate is applied per item.
-          return scores.map((s, i) => ({ ...s, pass: s.q < items[i]!.tau }));
+          return gate(await quality.score(batch));
         } finally {
           batch.dispose();
         }

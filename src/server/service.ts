@@ -10,6 +10,7 @@ import { GenerationCore, type GenerateChunk, type GenerateParams, type GenerateR
 import { readTrainingHistory, type TrainingHistory } from './history.ts';
 import type { Metrics } from './metrics.ts';
 import type { GeneratorInfo, GeneratorRegistry } from './registry.ts';
+import type { ScorePool } from './score-pool.ts';
 import { ScoringCore, type ScoreResult } from './scoring.ts';
 
 export type ServiceState = 'starting' | 'serving' | 'draining' | 'stopped';
@@ -44,10 +45,11 @@ export class QgateService {
   }
 
   /** Called once the extractor and reference set are loaded. */
-  attachQuality(quality: Quality): void {
+  /** `pool`: scoring runs on its worker threads (the main thread keeps generation and I/O). */
+  attachQuality(quality: Quality, pool?: ScorePool): void {
     this.cores = {
       quality,
-      scoring: new ScoringCore(quality, this.config, this.metrics),
+      scoring: new ScoringCore(quality, this.config, this.metrics, pool),
       generation: new GenerationCore(quality, this.registry, this.config, this.metrics),
     };
   }
