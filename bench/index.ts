@@ -23,7 +23,8 @@ import { encodePng } from '../src/data/images.ts';
 import { loadMnist } from '../src/data/mnist.ts';
 import { loadQuality, type Quality } from '../src/quality/index.ts';
 import { fillGaussian, mulberry32 } from '../src/random.ts';
-import { create } from '../src/server/app.ts';
+import { create, scoreWorkerCount } from '../src/server/app.ts';
+import { ScorePool } from '../src/server/score-pool.ts';
 import { ARCHITECTURES, buildDiscriminator, buildGenerator, makeOptimizer, qualityTerms, toUnit, trainDiscriminatorOneStep, trainGeneratorOneStep, type Architecture } from '../src/train/gan.ts';
 import { DEFAULT_LEARNING_RATES } from '../src/train/run.ts';
 import {
@@ -260,6 +261,29 @@ async function benchQ(quality: Quality, results: BenchResults): Promise<void> {
     const ms = median(perRound);
     rows.push({ label: c.label, imagesPerSecond: (c.calls * c.batch) / (ms / 1000), msPerCall: ms / c.calls, note: `${c.calls} calls per round` });
     tf.dispose(inputs);
+  }
+  // The service's path: the same score() on worker threads, one wasm instance each, with as many
+  // batches in flight as workers (what the batcher does under load).
+  const workers = scoreWorkerCount(config.service.scoreWorkers, backend.name);
+  if (workers > 0) {
+    const pool = await ScorePool.start({ backend: backend.name, quality: config }, workers);
+    try {
+      const batch = 64;
+      const calls = 4 * workers;
+      const inputs = Array.from({ length: calls }, (_, i) => digits.images.slice(((i * batch) % (digits.count - batch + 1)) * px, (((i * batch) % (digits.count - batch + 1)) + batch) * px));
+      // Each call transfers (and so empties) its array: copies are made before the clock starts.
+      const round = () => inputs.map((x) => x.slice());
+      await Promise.all(round().map((x) => pool.score(x)));
+      const perRound: number[] = [];
+      for (let r = 0; r < M.qRounds; r++) {
+        const arrays = round();
+        perRound.push(await elapsed(() => Promise.all(arrays.map((x) => pool.score(x)))));
+      }
+      const ms = median(perRound);
+      rows.push({ label: `ScorePool (${workers} workers), batch 64`, imagesPerSecond: (calls * batch) / (ms / 1000), msPerCall: ms / calls, note: `${calls} calls per round, ${workers} at once` });
+    } finally {
+      await pool.close();
+    }
   }
   results.q = rows;
 }
