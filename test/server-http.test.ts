@@ -237,7 +237,7 @@ test('Should describe exactly the routes express serves in /openapi.json', async
   assert.deepEqual(doc, JSON.parse(JSON.stringify(openApiDocument(s.app.config.service))));
   const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)).sort();
   type Layer = { route?: { path: string; methods: Record<string, boolean> } };
-  const router = (s.app.httpServer.listeners('request')[0] as unknown as { router: { stack: Layer[] } }).router;
+  const router = (s.app.httpApp as unknown as { router: { stack: Layer[] } }).router;
   const served = router.stack.filter((l) => l.route).flatMap((l) => Object.keys(l.route!.methods).filter((m) => m !== '_all')
     .map((m) => `${m.toUpperCase()} ${l.route!.path.replace(/:(\w+)/g, '{$1}')}`)).sort();
   assert.deepEqual(served, documented);

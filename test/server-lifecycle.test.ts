@@ -120,6 +120,10 @@ test('Should answer 503 with Retry-After and RESOURCE_EXHAUSTED when the queue i
     assert.equal(third.status, 503);
     assert.equal(third.headers.get('retry-after'), '1');
     assert.equal(((await third.json()) as { error: { code: string } }).error.code, 'OVERLOADED');
+    // Refused before Express (refuseScoreEarly), and counted as the handler would count it.
+    const m = await metrics(s.base);
+    assert.equal(metricValue(m, 'qgate_requests_total{transport="http",method="score",code="OVERLOADED"}'), 1);
+    assert.equal(metricValue(m, 'qgate_scoring_shed_total{reason="queue_full"}'), 1);
     const grpcErr = await new Promise<grpc.ServiceError | null>((resolve) => s.client.Score({ image: png }, (e) => resolve(e)));
     assert.equal(grpcErr?.code, grpc.status.RESOURCE_EXHAUSTED);
     held.release();

@@ -16,7 +16,7 @@ import type { Config } from '../config.ts';
 import { logger as defaultLogger, type Logger } from '../log.ts';
 import { loadQuality, type Quality } from '../quality/index.ts';
 import type { Generator } from '../generator/index.ts';
-import { createHttpApp } from './http.ts';
+import { createHttpApp, refuseScoreEarly } from './http.ts';
 import { addToServer, loadQgateProto, SERVICE_NAME } from './grpc.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { GeneratorRegistry } from './registry.ts';
@@ -39,6 +39,8 @@ export interface QgateApp {
   readonly metrics: Metrics;
   readonly registry: Registry;
   readonly httpServer: http.Server;
+  /** The Express app behind httpServer (which answers overload before it: see refuseScoreEarly). */
+  readonly httpApp: ReturnType<typeof createHttpApp>;
   readonly grpcServer: grpc.Server;
   /** Loads the backend, the extractor and reference set, and the generators; then serves. */
   load(): Promise<void>;
@@ -75,7 +77,10 @@ export function create(config: Config, overrides: AppOverrides = {}): QgateApp {
   const service = new QgateService(s, generators, metrics);
 
   const httpApp = createHttpApp({ service, config: s, metrics, registry, log });
-  const httpServer = http.createServer({ requestTimeout: s.httpRequestTimeoutMs, headersTimeout: Math.min(s.httpRequestTimeoutMs, 60_000) }, httpApp);
+  const httpServer = http.createServer({ requestTimeout: s.httpRequestTimeoutMs, headersTimeout: Math.min(s.httpRequestTimeoutMs, 60_000) }, (req, res) => {
+    // Overload is refused before Express sees the request (see refuseScoreEarly).
+    if (!refuseScoreEarly(req, res, { service, config: s, metrics })) httpApp(req, res);
+  });
 
   const grpcServer = new grpc.Server({
     'grpc.max_receive_message_length': s.maxUploadBytes + 4096,
@@ -176,7 +181,7 @@ export function create(config: Config, overrides: AppOverrides = {}): QgateApp {
     return stopping;
   };
 
-  return { config, service, metrics, registry, httpServer, grpcServer, load, listen, stop };
+  return { config, service, metrics, registry, httpServer, httpApp, grpcServer, load, listen, stop };
 }
 
 /**

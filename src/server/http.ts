@@ -5,6 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import type http from 'node:http';
 import path from 'node:path';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import multer from 'multer';
@@ -67,6 +68,30 @@ function sameToken(given: string, expected: string): boolean {
   const a = createHash('sha256').update(given).digest();
   const b = createHash('sha256').update(expected).digest();
   return timingSafeEqual(a, b);
+}
+
+/**
+ * The refusal of a POST /score under overload, answered from the raw request before Express, its
+ * body parser or its router see it. Under 8× load the REST event loop spent its turns reading and
+ * refusing requests, and Node accepts one new connection per turn, so clients timed out waiting to
+ * be accepted (docs/RELIABILITY.md); a refusal written here costs a fraction of one through the
+ * stack. The answer is the one the handler would give: 503, Retry-After and the catalogue body,
+ * counted under the same metrics. Returns true when it answered.
+ */
+export function refuseScoreEarly(req: http.IncomingMessage, res: http.ServerResponse, deps: Pick<HttpDeps, 'service' | 'config' | 'metrics'>): boolean {
+  if (req.method !== 'POST' || !(req.url === '/score' || req.url?.startsWith('/score?'))) return false;
+  const refusal = deps.service.scoreRefusal();
+  if (!refusal) return false;
+  deps.metrics.scoringShed.inc({ reason: refusal.reason });
+  deps.metrics.requests.inc({ transport: 'http', method: 'score', code: refusal.error.code });
+  const body = JSON.stringify(errorBody(refusal.error));
+  res.writeHead(httpStatusOf(refusal.error), {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'Retry-After': String(deps.config.retryAfterSeconds),
+  });
+  res.end(body);
+  return true;
 }
 
 export function createHttpApp(deps: HttpDeps): express.Express {

@@ -8,7 +8,7 @@ import type { ServiceConfig } from '../config.ts';
 import { decodeImage } from '../data/images.ts';
 import type { ImageScore, Quality } from '../quality/index.ts';
 import { validateTau } from '../quality/index.ts';
-import { admissionRefusal, ServiceTimeEstimator } from './admission.ts';
+import { admissionRefusal, ServiceTimeEstimator, type Refusal } from './admission.ts';
 import { abortError, DynamicBatcher } from './batcher.ts';
 import { observeScore, type Metrics } from './metrics.ts';
 import type { ScorePool } from './score-pool.ts';
@@ -89,14 +89,22 @@ export class ScoringCore {
    * QGATE_MAX_QUEUE images wait and a batch's worth is being decoded or scored, when the expected
    * wait is over QGATE_MAX_QUEUE_WAIT_MS, or when it is past `deadline` (gRPC; ms, Date.now's clock).
    */
+  /**
+   * What admission would answer a score request arriving now: undefined to admit, else why not.
+   * No side effects, so the REST server can ask it before it reads a request (see app.ts).
+   */
+  refusal(now = Date.now(), deadline?: number): Refusal | undefined {
+    return admissionRefusal({
+      admitted: this.admitted, maxAdmitted: this.config.maxQueue + this.config.maxBatchSize,
+      perItemMs: this.serviceTime.perItemMs, maxWaitMs: this.config.maxQueueWaitMs, now, deadline,
+    });
+  }
+
   async score(bytes: Uint8Array, tau: number | undefined, signal?: AbortSignal, deadline?: number): Promise<ScoreResult> {
     const t = tau ?? this.defaultTau;
     validateTau(t);
     const now = Date.now();
-    const refusal = admissionRefusal({
-      admitted: this.admitted, maxAdmitted: this.config.maxQueue + this.config.maxBatchSize,
-      perItemMs: this.serviceTime.perItemMs, maxWaitMs: this.config.maxQueueWaitMs, now, deadline,
-    });
+    const refusal = this.refusal(now, deadline);
     if (refusal) {
       this.metrics.scoringShed.inc({ reason: refusal.reason });
       throw refusal.error;

@@ -10,6 +10,7 @@ import { GenerationCore, type GenerateChunk, type GenerateParams, type GenerateR
 import { readTrainingHistory, type TrainingHistory } from './history.ts';
 import type { Metrics } from './metrics.ts';
 import type { GeneratorInfo, GeneratorRegistry } from './registry.ts';
+import type { Refusal } from './admission.ts';
 import type { ScorePool } from './score-pool.ts';
 import { ScoringCore, type ScoreResult } from './scoring.ts';
 
@@ -61,6 +62,11 @@ export class QgateService {
   /** Ready: serving, with the extractor, the reference set and at least one generator loaded. */
   get ready(): boolean {
     return this.state === 'serving' && this.cores !== undefined && this.registry.ready;
+  }
+
+  /** Whether a score request arriving now would be refused at admission (undefined: admitted, or not serving yet). */
+  scoreRefusal(): Refusal | undefined {
+    return this.state === 'serving' ? this.cores?.scoring.refusal() : undefined;
   }
 
   private serving() {
