@@ -27,6 +27,8 @@ const FACTOR = 8;
 const CAPACITY_S = Number(process.env.LOAD_CAPACITY_S ?? 8);
 const OVERLOAD_S = Number(process.env.LOAD_OVERLOAD_S ?? 20);
 const RECOVERY_S = 5;
+/** How long before autocannon's end the service's REST counters are read (see httpRun). */
+const AT_END_MARGIN_MS = 1000;
 /** REST timeout and gRPC deadline of every request, seconds. */
 const CLIENT_TIMEOUT_S = 10;
 /**
@@ -51,8 +53,10 @@ interface HttpRunOptions { url: string; body: Buffer; connections: number; durat
 /**
  * One autocannon run, tallied per response (status, latency) like the gRPC driver. autocannon ends
  * a run by closing its connections with requests still in flight, which the service rightly counts
- * as CANCELLED though no client gave up; `atEnd`, when given, runs 250 ms before that, so the
- * service's counters can be read before the cut. (Waiting for every answer instead, with
+ * as CANCELLED though no client gave up; `atEnd`, when given, runs AT_END_MARGIN_MS before that, so
+ * the service's counters can be read before the cut. (250 ms was too little once REST refusals got
+ * cheap: the two /metrics scrapes queued behind the overload and were answered after the cut, which
+ * then showed up as exactly `QGATE_MAX_QUEUE` + `QGATE_MAX_BATCH_SIZE` CANCELLED requests.) (Waiting for every answer instead, with
  * autocannon's `amount`, made the 20 s overload last 100 s, since autocannon could not send at the
  * rate asked.)
  */
@@ -71,7 +75,7 @@ function httpRun(o: HttpRunOptions, atEnd?: () => void): Promise<Tally & { sent:
       if (result.timeouts) t.outcomes['client-timeout'] = result.timeouts;
       resolve({ ...t, sent: result.requests.sent });
     });
-    const endTimer = atEnd ? setTimeout(atEnd, o.duration * 1000 - 250) : undefined;
+    const endTimer = atEnd ? setTimeout(atEnd, o.duration * 1000 - AT_END_MARGIN_MS) : undefined;
     instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
       record(t, String(status), status >= 200 && status < 300, ms, Date.now() - start - ms);
     });
@@ -157,7 +161,7 @@ async function main(): Promise<void> {
       });
       const [lag, codesAtEnd] = atEnd ? await atEnd : [await loopLag(server.base), undefined];
       const httpOverSum = summarize(httpOver);
-      // Read 250 ms before autocannon cut its connections (see httpRun).
+      // Read AT_END_MARGIN_MS before autocannon cut its connections (see httpRun).
       const httpServerCodes = diffCounts(await (codesAtEnd ?? requestCodes(server.base, 'http', 'score')), before);
       const shed = diffCounts(await shedReasons(server.base), shedBefore);
       console.log(`REST at ${offered} req/s offered (${fmt(httpOver.sent / OVERLOAD_S)} sent/s): ${fmt(httpOverSum.okPerSecond)} ok/s, p50 ${httpOverSum.p50} ms, p99 ${httpOverSum.p99} ms`, httpOver.outcomes, httpServerCodes, shed, lag, causes(httpOver.details));
@@ -213,7 +217,7 @@ Measured by \`${ONLY ? `LOAD_ONLY=${ONLY} ` : ''}npm run test:load\` on ${starte
 \`QGATE_MAX_QUEUE_WAIT_MS\` 1000); every request has a ${CLIENT_TIMEOUT_S} s client timeout (REST) or deadline (gRPC); the client runs
 on the same machine, so client and server share its cores.
 
-| run | successes/s | p50 ms | p99 ms | client-side outcomes | server-side codes (\`qgate_requests_total\`; REST: until 250 ms before autocannon's end) | shed by (\`qgate_scoring_shed_total\`) |
+| run | successes/s | p50 ms | p99 ms | client-side outcomes | server-side codes (\`qgate_requests_total\`; REST: until ${AT_END_MARGIN_MS / 1000} s before autocannon's end) | shed by (\`qgate_scoring_shed_total\`) |
 |---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
