@@ -76,7 +76,8 @@ function sameToken(given: string, expected: string): boolean {
  * refusing requests, and Node accepts one new connection per turn, so clients timed out waiting to
  * be accepted (docs/RELIABILITY.md); a refusal written here costs a fraction of one through the
  * stack. The answer is the one the handler would give: 503, Retry-After and the catalogue body,
- * counted under the same metrics. Returns true when it answered.
+ * counted under the same metrics. Returns true when it answered. Nothing about the request is
+ * checked first: under overload a malformed one gets 503 rather than its 400.
  */
 export function refuseScoreEarly(req: http.IncomingMessage, res: http.ServerResponse, deps: Pick<HttpDeps, 'service' | 'config' | 'metrics'>): boolean {
   if (req.method !== 'POST' || !(req.url === '/score' || req.url?.startsWith('/score?'))) return false;
