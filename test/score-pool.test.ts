@@ -21,14 +21,8 @@ test('Two workers score a batch exactly as the main thread does, and hold no ten
     const pixels = new Float32Array(digits.length + noise.length);
     pixels.set(digits);
     pixels.set(noise, digits.length);
-    const expected = await tf.tidy(() => tf.tensor4d(pixels.slice(), [16, 28, 28, 1])).array().then(async (a) => {
-      const t = tf.tensor4d(a);
-      try {
-        return await quality.score(t);
-      } finally {
-        t.dispose();
-      }
-    });
+    const batch = tf.tensor4d(pixels, [16, 28, 28, 1]);
+    const expected = await quality.score(batch).finally(() => batch.dispose());
     const before = await pool.tensors();
     // Two batches at once: one lands on each worker.
     const [a, b] = await Promise.all([pool.score(pixels.slice(0, 8 * 784)), pool.score(pixels.slice(8 * 784))]);

@@ -116,7 +116,12 @@ export function create(config: Config, overrides: AppOverrides = {}): QgateApp {
     metrics.modelInfo.set({ kind: 'reference', name: quality.reference.manifest.id, version: quality.reference.manifest.createdAt }, 1);
     service.attachQuality(quality, pool);
     await generators.start();
-    if (service.state !== 'starting') return; // stopped while loading
+    if (service.state !== 'starting') {
+      // Stopped while loading: stop() may have run before the pool existed, and its worker threads
+      // would keep the process alive.
+      await pool?.close();
+      return;
+    }
     service.state = 'serving';
     if (!generators.ready) log.warn({ dir: s.generatorsDir }, 'no generator loaded: /readyz answers 503 until one is published');
     setHealth('SERVING');

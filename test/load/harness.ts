@@ -207,3 +207,12 @@ export async function writeDocSection(name: string, body: string, file = 'docs/R
   await writeFile(file, doc);
 }
 
+/** Prints a script's doc section, writes it into docs/RELIABILITY.md, and sets exit code 1 on failures. */
+export async function report(section: string, doc: string, failures: string[]): Promise<void> {
+  console.log(doc);
+  await writeDocSection(section, doc);
+  if (failures.length) {
+    console.error(`FAILED:\n- ${failures.join('\n- ')}`);
+    process.exitCode = 1;
+  }
+}

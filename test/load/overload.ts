@@ -15,7 +15,7 @@ import autocannon from 'autocannon';
 import * as grpc from '@grpc/grpc-js';
 import type { QualityServiceClient } from '../../src/generated/qgate/v1/QualityService.ts';
 import { loadQgateProto } from '../../src/server/grpc.ts';
-import { diffCounts, digitPng, grpcScore, closedLoop, machine, newTally, openLoop, record, requestCodes, scrape, startServer, summarize, writeDocSection, type Tally } from './harness.ts';
+import { diffCounts, digitPng, grpcScore, closedLoop, machine, newTally, openLoop, record, requestCodes, scrape, startServer, summarize, report, type Tally } from './harness.ts';
 
 // This process is only a load generator, and it shares the machine's cores with the service: with
 // tsx's source maps on, every gRPC error the client builds (grpc-js formats a stack for each one)
@@ -223,12 +223,7 @@ ${rows.join('\n')}
 
 Latencies are of successful requests only.${notes.length ? ` Errors by message: ${notes.join('; ')}.` : ''} Result: ${failures.length ? `**FAILED**: ${failures.join('; ')}` : 'every check passed (only 2xx/503 and OK/RESOURCE_EXHAUSTED under overload; full throughput again within 5 s; clean exit on SIGTERM).'}
 `;
-  console.log(doc);
-  await writeDocSection('load', doc);
-  if (failures.length) {
-    console.error(`FAILED:\n- ${failures.join('\n- ')}`);
-    process.exitCode = 1;
-  }
+  await report('load', doc, failures);
 }
 
 await main();

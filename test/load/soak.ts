@@ -15,7 +15,7 @@
  */
 import autocannon from 'autocannon';
 import sharp from 'sharp';
-import { digitPng, machine, scrape, startServer, writeDocSection } from './harness.ts';
+import { digitPng, machine, scrape, startServer, report } from './harness.ts';
 
 const TOTAL = Number(process.env.SOAK_REQUESTS ?? 50_000);
 const ROUNDS = 10;
@@ -115,12 +115,7 @@ ${samples.map((s) => `| ${s.requests.toLocaleString('en')} | ${s.seconds.toFixed
 
 Median RSS at the end vs after the first ${first.requests.toLocaleString('en')}: ${(growth * 100).toFixed(1)}% (limit ±${RSS_TOLERANCE * 100}%). Result: ${failures.length ? `**FAILED**: ${failures.join('; ')}` : 'every check passed.'}
 `;
-  console.log(doc);
-  await writeDocSection('soak', doc);
-  if (failures.length) {
-    console.error(`FAILED:\n- ${failures.join('\n- ')}`);
-    process.exitCode = 1;
-  }
+  await report('soak', doc, failures);
 }
 
 await main();
