@@ -203,7 +203,7 @@ export function renderResults(r: BenchResults): string {
   out.push('', '### Training step, batch 64 (one D step + one G step)', '');
   if (r.train?.length) {
     out.push(markdownTable(
-      ['arch', 'qgate λ=0 (ms)', 'PyTorch (ms)', 'ratio', 'ratio per round', 'of λ=0: Q log (ms)', 'qgate λ=0.1 (ms)', 'params G/D match'],
+      ['arch', 'qgate λ=0 (ms)', 'PyTorch (ms)', 'ratio', 'ratio per round', 'Q log, 1 step in 50 (ms)', 'qgate λ=0.1 (ms)', 'params G/D match'],
       r.train.map((t) => {
         const m = paramsMatch(t);
         return [
@@ -215,8 +215,8 @@ export function renderResults(r: BenchResults): string {
     ));
     out.push('', 'Medians over all timed steps; the ratio is qgate λ=0 / PyTorch, and "ratio per round" the range of the same ratio within each round '
       + '(adjacent measurements, so it shows how much the machine\'s load moved them). '
-      + 'λ = 0 is the comparable step, but qgate\'s trainer still computes Q forward on G(z) at λ = 0 for its log, which the PyTorch reference does not; '
-      + '"Q log" is that part timed alone. λ = 0.1 back-propagates Q into G and has no PyTorch counterpart. '
+      + 'λ = 0 is the comparable step. At λ = 0 qgate\'s trainer measures Q forward on G(z) for its log on the last step of each log interval (1 step in 50 by default), which the PyTorch reference does not; '
+      + 'the λ = 0 column is the other 49, and "Q log" is the extra cost of the 50th. λ = 0.1 back-propagates Q into G and has no PyTorch counterpart. '
       + 'Both sides: src/train/run.ts\'s default learning rates per architecture, Adam(β1 = 0.5), fresh z every step, one thread.');
     if (r.torchSkipped) out.push('', `PyTorch reference skipped: ${r.torchSkipped}.`);
   } else out.push('not run');

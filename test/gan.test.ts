@@ -72,11 +72,33 @@ test('The generator loss equals L_GAN + λ·Q, each part measured before the ste
   });
   const r = trainGeneratorOneStep(g, d, makeOptimizer(1e-3), z, penalty);
   assert.ok(Math.abs(r.lossGan - ganBefore!) < 1e-6, `L_GAN ${r.lossGan} vs ${ganBefore}`);
-  assert.ok(Math.abs(r.q - qBefore!) < 1e-6, `Q ${r.q} vs ${qBefore}`);
-  assert.ok(Math.abs(r.lossG - (r.lossGan + 0.5 * r.q)) < 1e-6, `L_G ${r.lossG} vs ${r.lossGan} + 0.5·${r.q}`);
+  const q = r.quality!.q;
+  assert.ok(Math.abs(q - qBefore!) < 1e-6, `Q ${q} vs ${qBefore}`);
+  assert.ok(Math.abs(r.lossG - (r.lossGan + 0.5 * q)) < 1e-6, `L_G ${r.lossG} vs ${r.lossGan} + 0.5·${q}`);
   tf.dispose([z]);
   g.dispose();
   d.dispose();
+});
+
+test('With λ = 0, Q is measured on G(z) only when asked, and the update is the same either way', () => {
+  const penalty: QualityPenalty = { quality, lambda: 0, alpha: 0.5, beta: 0.5 };
+  const z = latents(8);
+  const [g1, g2] = [buildGenerator('mlp', LATENT, 9), buildGenerator('mlp', LATENT, 9)];
+  const d = buildDiscriminator('mlp', 9);
+  const qBefore = tf.tidy(() => qualityTerms(penalty, toUnit(g1.predict(z) as tf.Tensor)).q.dataSync()[0]!);
+  const before = tf.memory().numTensors;
+  const [opt1, opt2] = [makeOptimizer(1e-3), makeOptimizer(1e-3)];
+  const measured = trainGeneratorOneStep(g1, d, opt1, z, penalty, { measureQuality: true });
+  const skipped = trainGeneratorOneStep(g2, d, opt2, z, penalty, { measureQuality: false });
+  assert.ok(Math.abs(measured.quality!.q - qBefore) < 1e-6, `Q ${measured.quality!.q} vs ${qBefore}`);
+  assert.equal(skipped.quality, undefined);
+  assert.equal(measured.lossG, measured.lossGan, 'λ = 0: L_G is L_GAN');
+  assert.equal(skipped.lossGan, measured.lossGan);
+  assert.deepEqual(weightsOf(g2), weightsOf(g1), 'measuring Q does not touch the update');
+  for (const o of [opt1, opt2]) o.dispose();
+  assert.equal(tf.memory().numTensors, before, 'only the generators\' own tensors remain');
+  tf.dispose(z);
+  for (const m of [g1, g2, d]) m.dispose();
 });
 
 test("In the generator step Q's gradient reaches every generator weight, and D's weights stay exactly unchanged", () => {

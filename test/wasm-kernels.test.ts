@@ -98,6 +98,35 @@ for (const c of matMulCases) {
   });
 }
 
+const tileCases: Array<{ shape: number[]; reps: number[] }> = [
+  { shape: [1, 1, 1, 32], reps: [64, 14, 14, 1] }, // a batch-norm gradient's broadcast
+  { shape: [1, 1, 5], reps: [1, 4, 1] },
+  { shape: [3, 4], reps: [2, 3] },
+  { shape: [2, 3, 2], reps: [3, 1, 2] },
+  { shape: [7], reps: [5] },
+  { shape: [2, 1, 3, 1, 2], reps: [1, 2, 1, 3, 2] },
+  { shape: [4, 3], reps: [1, 1] },
+];
+
+for (const c of tileCases) {
+  test(`Tile matches the cpu backend for shape=${c.shape} reps=${c.reps}`, async () => {
+    const err = await compareWithCpu([c.shape], (x) => tf.tile(x!, c.reps));
+    assert.equal(err, 0, 'tile only copies');
+  });
+}
+
+test('Tile keeps int32 and bool values and handles rank 0 and empty tensors', async () => {
+  await tf.setBackend('wasm');
+  const before = tf.memory().numTensors;
+  tf.tidy(() => {
+    assert.deepEqual(tf.tile(tf.tensor2d([[1, -2]], [1, 2], 'int32'), [2, 2]).arraySync(), [[1, -2, 1, -2], [1, -2, 1, -2]]);
+    assert.deepEqual(tf.tile(tf.tensor1d([true, false], 'bool'), [2]).arraySync(), [1, 0, 1, 0]);
+    assert.deepEqual(tf.tile(tf.tensor2d([], [0, 3]), [4, 2]).shape, [0, 6]);
+    assert.deepEqual(tf.tile(tf.tensor2d([[1, 2]]), [0, 2]).shape, [0, 4]);
+  });
+  assert.equal(tf.memory().numTensors, before);
+});
+
 test('The fused matmul with bias and activation matches the cpu backend with transposed operands', async () => {
   const err = await compareWithCpu([[20, 12], [7, 20], [7]], (a, b, bias) =>
     tf.fused.matMul({ a: a as tf.Tensor2D, b: b as tf.Tensor2D, transposeA: true, transposeB: true, bias, activation: 'relu' }));

@@ -162,6 +162,51 @@ const conv2dBackpropInputKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
+/**
+ * Tile as block copies: the innermost row is copied once, then each axis's filled block is repeated
+ * with `copyWithin` (a memmove). The stock wasm kernel computes a source index per output element:
+ * 16 ms to tile [1,1,1,32] to [64,14,14,32], the gradient of a DCGAN generator's batch norm.
+ */
+export function tileInto(x: tf.TypedArray, shape: number[], reps: number[], out: tf.TypedArray): void {
+  const r = shape.length;
+  if (r === 0) {
+    out[0] = x[0]!;
+    return;
+  }
+  // outStride[d]: elements of `out` per step along axis d; inStride[d] the same for `x`.
+  const outStride = new Array<number>(r);
+  const inStride = new Array<number>(r);
+  outStride[r - 1] = 1;
+  inStride[r - 1] = 1;
+  for (let d = r - 2; d >= 0; d--) {
+    outStride[d] = outStride[d + 1]! * shape[d + 1]! * reps[d + 1]!;
+    inStride[d] = inStride[d + 1]! * shape[d + 1]!;
+  }
+  const fill = (d: number, src: number, dst: number): void => {
+    const n = shape[d]!;
+    if (d === r - 1) {
+      out.set(x.subarray(src, src + n), dst);
+    } else {
+      for (let i = 0; i < n; i++) fill(d + 1, src + i * inStride[d]!, dst + i * outStride[d]!);
+    }
+    const block = n * outStride[d]!;
+    for (let k = 1; k < reps[d]!; k++) out.copyWithin(dst + k * block, dst, dst + block);
+  };
+  fill(0, 0, 0);
+}
+
+const tileKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const b = backend as WasmBackend;
+  const { x } = inputs as { x: TensorInfo };
+  const { reps } = attrs as unknown as { reps: number[] };
+  const out = b.makeOutput(x.shape.map((s, i) => s * reps[i]!), x.dtype);
+  if (tf.util.sizeFromShape(out.shape) > 0) {
+    // Views are taken after the allocation: growing wasm memory detaches older views.
+    tileInto(b.typedArrayFromHeap(x), x.shape, reps, b.typedArrayFromHeap(out));
+  }
+  return out;
+};
+
 /** The permutation that swaps the last two axes of a rank-r tensor. */
 function swapLastTwo(rank: number): number[] {
   const perm = [...Array(rank).keys()];
@@ -224,6 +269,7 @@ export function registerQgateWasmKernels(): void {
   for (const [kernelName, kernelFunc] of [
     ['Conv2DBackpropFilter', conv2dBackpropFilterKernel],
     ['Conv2DBackpropInput', conv2dBackpropInputKernel],
+    ['Tile', tileKernel],
   ] as const) {
     stock.set(kernelName, tf.getKernel(kernelName, 'wasm'));
     if (stock.get(kernelName)) tf.unregisterKernel(kernelName, 'wasm');

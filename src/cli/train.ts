@@ -128,7 +128,7 @@ export function consoleHooks(tty: boolean): RunHooks & { stop(): void } {
         first = step - 1;
       }
       const rate = ((step - first) / ((performance.now() - t0) / 1000)).toFixed(2);
-      bar?.update(step, { rate, lossD: last.lossD.toFixed(3), lossG: last.lossG.toFixed(3), q: last.q.toFixed(3) });
+      bar?.update(step, { rate, lossD: last.lossD.toFixed(3), lossG: last.lossG.toFixed(3), ...(last.q !== undefined ? { q: last.q.toFixed(3) } : {}) });
     },
     onMessage: (m) => (started ? bars.log(m + '\n') : console.log(m)),
     stop: () => {

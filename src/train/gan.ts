@@ -139,13 +139,19 @@ export interface DStepResult {
   lossD: number;
 }
 
+/** Q of one generated batch: the mean of Q and of its raw noise and distance terms. */
+export interface QualityReading {
+  q: number;
+  noise: number;
+  distance: number;
+}
+
 export interface GStepResult {
   /** L_G = lossGan + λ·q. */
   lossG: number;
   lossGan: number;
-  q: number;
-  noise: number;
-  distance: number;
+  /** Q of this step's G(z): always with λ > 0 (it is in the loss), with λ = 0 only when asked for. */
+  quality?: QualityReading;
 }
 
 function trainableVariables(model: tf.LayersModel): tf.Variable[] {
@@ -170,10 +176,14 @@ export function trainDiscriminatorOneStep(g: tf.LayersModel, d: tf.LayersModel, 
 
 /**
  * One G update: L_G = L_GAN + λ·Q(G(z)). The gradient is taken with respect to G's variables only,
- * so D's weights stay exactly as they were. With λ = 0, Q is measured outside the gradient (the
- * step then costs what a plain GAN step costs, plus one forward pass of Q).
+ * so D's weights stay exactly as they were. With λ = 0, Q is not part of the step: it is measured
+ * outside the gradient, and only when `measureQuality` asks (the trainer asks on the steps that end
+ * a log interval), because one forward pass of Q costs more than the whole MLP GAN step.
  */
-export function trainGeneratorOneStep(g: tf.LayersModel, d: tf.LayersModel, optimizer: tf.Optimizer, z: tf.Tensor2D, penalty: QualityPenalty): GStepResult {
+export function trainGeneratorOneStep(
+  g: tf.LayersModel, d: tf.LayersModel, optimizer: tf.Optimizer, z: tf.Tensor2D, penalty: QualityPenalty,
+  { measureQuality = true }: { measureQuality?: boolean } = {},
+): GStepResult {
   const parts = tf.tidy(() => {
     let lossGan: tf.Scalar | undefined;
     let images: tf.Tensor4D | undefined;
@@ -181,22 +191,24 @@ export function trainGeneratorOneStep(g: tf.LayersModel, d: tf.LayersModel, opti
     const { value, grads } = tf.variableGrads(() => {
       const fake = g.apply(z, { training: true }) as tf.Tensor;
       lossGan = tf.keep(generatorGanLoss(d.apply(fake, { training: true }) as tf.Tensor));
-      images = tf.keep(toUnit(fake));
-      if (penalty.lambda === 0) return lossGan;
-      const t = qualityTerms(penalty, images);
+      if (penalty.lambda === 0) {
+        if (measureQuality) images = tf.keep(toUnit(fake));
+        return lossGan;
+      }
+      const t = qualityTerms(penalty, toUnit(fake));
       terms = { q: tf.keep(t.q), noise: tf.keep(t.noise), distance: tf.keep(t.distance) };
       return lossGan.add(t.q.mul(penalty.lambda)) as tf.Scalar;
     }, trainableVariables(g));
     optimizer.applyGradients(grads);
     // λ = 0: measured after the update's gradient was taken, outside any tape.
-    const t = terms ?? qualityTerms(penalty, images!);
+    const t = terms ?? (images ? qualityTerms(penalty, images) : undefined);
     // Kept tensors escape every tidy, not just the gradient's: what is not returned is freed here.
-    images!.dispose();
-    return [value, lossGan!, t.q, t.noise, t.distance];
+    images?.dispose();
+    return t ? [value, lossGan!, t.q, t.noise, t.distance] : [value, lossGan!];
   });
   const [lossG, lossGan, q, noise, distance] = parts.map((t) => t.dataSync()[0]!);
   tf.dispose(parts);
-  return { lossG: lossG!, lossGan: lossGan!, q: q!, noise: noise!, distance: distance! };
+  return { lossG: lossG!, lossGan: lossGan!, ...(q !== undefined ? { quality: { q, noise: noise!, distance: distance! } } : {}) };
 }
 
 export function makeOptimizer(learningRate: number): tf.AdamOptimizer {

@@ -31,7 +31,7 @@ import { encodeGif, gridPixels, plotSvg, writeGridPng, writeSvgAsPng, type Serie
 import { readCheckpointState, restoreCheckpoint, saveCheckpoint, type TrainingModels } from './checkpoint.ts';
 import { discriminatorQuality } from './d-features.ts';
 import { evaluateGenerator, type EvalMetrics } from './evaluate.ts';
-import { ARCHITECTURE_TEXT, ARCHITECTURES, buildDiscriminator, buildGenerator, IMAGE_SHAPE, makeOptimizer, trainDiscriminatorOneStep, trainGeneratorOneStep, type Architecture, type QualityPenalty } from './gan.ts';
+import { ARCHITECTURE_TEXT, ARCHITECTURES, buildDiscriminator, buildGenerator, IMAGE_SHAPE, makeOptimizer, trainDiscriminatorOneStep, trainGeneratorOneStep, type Architecture, type QualityPenalty, type QualityReading } from './gan.ts';
 import { publishGenerator, validateGeneratorName } from './publish.ts';
 
 export interface TrainConfig {
@@ -127,6 +127,10 @@ export interface MetricsLine {
   lossD: number;
   lossG: number;
   lossGan: number;
+  /**
+   * Means over the interval's steps that measured Q: all of them with λ > 0; with λ = 0 only the
+   * last (one batch), since measuring Q on every step would cost more than the MLP step itself.
+   */
   q: number;
   noise: number;
   distance: number;
@@ -135,7 +139,8 @@ export interface MetricsLine {
 
 export interface RunHooks {
   /** Called after every step (progress bars). */
-  onStep?(step: number, total: number, last: { lossD: number; lossG: number; q: number }): void;
+  /** `q` is there on steps that measured Q: every step with λ > 0, the last step of each log interval with λ = 0. */
+  onStep?(step: number, total: number, last: { lossD: number; lossG: number; q?: number }): void;
   /** Called for every metrics line. */
   onMetrics?(line: MetricsLine): void;
   onMessage?(message: string): void;
@@ -290,7 +295,7 @@ export async function trainGan(configIn: TrainConfig, options: RunOptions): Prom
   const batch = new Float32Array(B * px);
   const zD = new Float32Array(B * config.latentSize);
   const zG = new Float32Array(B * config.latentSize);
-  let interval: Array<{ lossD: number; lossG: number; lossGan: number; q: number; noise: number; distance: number; ms: number }> = [];
+  let interval: Array<{ lossD: number; lossG: number; lossGan: number; quality?: QualityReading; ms: number }> = [];
   const allMs: number[] = [];
   let step = startStep;
   const stopAt = Math.min(config.steps, hooks.stopAfter ?? Infinity);
@@ -309,34 +314,38 @@ export async function trainGan(configIn: TrainConfig, options: RunOptions): Prom
     const start = performance.now();
     const tensors = tf.tidy(() => [tf.tensor4d(batch, [B, ...IMAGE_SHAPE]), tf.tensor2d(zD, [B, config.latentSize]), tf.tensor2d(zG, [B, config.latentSize])]);
     const [realT, zDT, zGT] = tensors as [tf.Tensor4D, tf.Tensor2D, tf.Tensor2D];
+    const epochEnds = (step + 1) % spe === 0;
+    const logs = (step + 1) % config.logEvery === 0 || step + 1 === stopAt || epochEnds;
     const { lossD } = trainDiscriminatorOneStep(g, d, models.optD, realT, zDT);
-    const gs = trainGeneratorOneStep(g, d, models.optG, zGT, penalty());
+    // With λ = 0, Q is measured for the log only, on the step that writes the line.
+    const gs = trainGeneratorOneStep(g, d, models.optG, zGT, penalty(), { measureQuality: logs });
     tf.dispose(tensors);
     const ms = performance.now() - start;
     step++;
-    interval.push({ lossD, lossG: gs.lossG, lossGan: gs.lossGan, q: gs.q, noise: gs.noise, distance: gs.distance, ms });
+    interval.push({ lossD, lossG: gs.lossG, lossGan: gs.lossGan, quality: gs.quality, ms });
     allMs.push(ms);
-    hooks.onStep?.(step, config.steps, { lossD, lossG: gs.lossG, q: gs.q });
+    hooks.onStep?.(step, config.steps, { lossD, lossG: gs.lossG, q: gs.quality?.q });
 
-    const epochEnded = step % spe === 0;
-    if (step % config.logEvery === 0 || step === stopAt || epochEnded) {
-      const mean = (k: keyof (typeof interval)[number]) => interval.reduce((s, x) => s + x[k], 0) / interval.length;
+    if (logs) {
+      const mean = (values: number[]) => values.reduce((s, x) => s + x, 0) / values.length;
+      const readings = interval.flatMap((x) => (x.quality ? [x.quality] : []));
       const line: MetricsLine = {
         step, epoch: step / spe,
-        lossD: mean('lossD'), lossG: mean('lossG'), lossGan: mean('lossGan'), q: mean('q'), noise: mean('noise'), distance: mean('distance'),
+        lossD: mean(interval.map((x) => x.lossD)), lossG: mean(interval.map((x) => x.lossG)), lossGan: mean(interval.map((x) => x.lossGan)),
+        q: mean(readings.map((x) => x.q)), noise: mean(readings.map((x) => x.noise)), distance: mean(readings.map((x) => x.distance)),
         stepMs: median(interval.map((x) => x.ms)),
       };
       await appendFile(metricsFile, JSON.stringify(line) + '\n');
       hooks.onMetrics?.(line);
       interval = [];
     }
-    if (epochEnded) {
+    if (epochEnds) {
       const ep = step / spe;
       await writeGrid(`epoch_${String(ep).padStart(3, '0')}`);
       await epochFid(step, ep);
       rebuildDQuality();
     }
-    if (epochEnded || step % config.checkpointEvery === 0 || step === stopAt) {
+    if (epochEnds || step % config.checkpointEvery === 0 || step === stopAt) {
       await saveCheckpoint<TrainConfig>(runDir, models, { step, rngState: rng.state(), trainSeconds: secondsBefore + (performance.now() - t0) / 1000, config });
     }
   }
