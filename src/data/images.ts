@@ -2,6 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { QgateError, isQgateError } from '../errors.ts';
+import { decodeGray8Png } from './png-gray.ts';
 
 /**
  * Turning arbitrary user images into exactly what a model sees. Everything that reaches a model
@@ -97,6 +98,13 @@ function looksLikeMarkup(bytes: Uint8Array): boolean {
   return bytes[i] === 0x3c;
 }
 
+/** 8-bit samples as the [0, 1] floats a model takes. */
+function unitPixels(samples: Uint8Array): Float32Array {
+  const pixels = new Float32Array(samples.length);
+  for (let i = 0; i < samples.length; i++) pixels[i] = samples[i]! / 255;
+  return pixels;
+}
+
 /**
  * Maps anything sharp throws to a QgateError, so that no raw libvips message (or its absence of a
  * code) escapes: the pixel-limit refusal is IMAGE_TOO_LARGE, everything else IMAGE_UNDECODABLE.
@@ -121,6 +129,8 @@ function wrapSharpError(e: unknown, bytes: Uint8Array, maxPixels: number): Qgate
  *
  * 1. Refuse empty input (IMAGE_MISSING), input over `maxBytes` (IMAGE_TOO_LARGE) and markup (SVG,
  *    XML, HTML: UNSUPPORTED_FORMAT), before sharp sees a byte.
+ *    An 8-bit gray PNG already at the target size, with nothing that could change its pixels, is
+ *    decoded here without sharp, to the same pixels (png-gray.ts); everything else goes on.
  * 2. Read only the header (sharp metadata, `failOn: 'error'`, `limitInputPixels: maxPixels`). Refuse
  *    formats outside RASTER_FORMATS (SVG, PDF, …: UNSUPPORTED_FORMAT), samples other than 8/16-bit
  *    integers (UNSUPPORTED_FORMAT), and width × height over `maxPixels` (IMAGE_TOO_LARGE). This
@@ -155,6 +165,19 @@ export async function decodeImage(
     throw new QgateError('UNSUPPORTED_FORMAT', 'SVG and other XML/HTML documents are not supported: only raster images are scored');
   }
 
+  // The common case, an 8-bit gray PNG already at the model's size, without sharp (png-gray.ts).
+  if (target.channels === 1 && target.width * target.height <= maxPixels) {
+    const gray = decodeGray8Png(bytes, target.width, target.height);
+    if (gray) return { pixels: unitPixels(gray), format: 'png', width: target.width, height: target.height, channels: 1, bitDepth: 8 };
+  }
+  return decodeWithSharp(bytes, target, maxPixels);
+}
+
+/**
+ * Steps 2–6 of decodeImage, for every input its fast path does not take. Exported so that tests
+ * can hold the fast path to exactly these pixels; callers use decodeImage, which checks first.
+ */
+export async function decodeWithSharp(bytes: Buffer | Uint8Array, target: DecodeTarget, maxPixels: number): Promise<DecodedImage> {
   const options = { limitInputPixels: maxPixels, failOn: 'error', pages: 1, page: 0 } as const;
   let meta: Metadata;
   try {
@@ -202,10 +225,8 @@ export async function decodeImage(
     );
   }
 
-  const pixels = new Float32Array(expected);
-  for (let i = 0; i < expected; i++) pixels[i] = (data[i] ?? 0) / 255;
   return {
-    pixels,
+    pixels: unitPixels(data),
     format: meta.format,
     width,
     height,
