@@ -9,7 +9,7 @@ import { loadLayersModel, saveLayersModel } from '../src/backend/model-io.ts';
 import { loadMnist } from '../src/data/mnist.ts';
 import { buildLeNet, extractorFromModel, loadExtractor, LENET_FEATURE_LAYER } from '../src/quality/extractor.ts';
 import { createQuality } from '../src/quality/index.ts';
-import { buildReference, loadReference, referenceFromBuilt, saveReference, tensorsFrom } from '../src/quality/reference.ts';
+import { buildReference, loadReference, referenceFromBuilt, saveReference, tensorsFrom, disposeReferenceTensors } from '../src/quality/reference.ts';
 import { kthNearestDistance, normalize, realismScore, softNormalize } from '../src/quality/score.ts';
 import { fillGaussian, mulberry32 } from '../src/random.ts';
 
@@ -49,7 +49,7 @@ test('kthNearestDistance returns the distance to the k-th nearest reference feat
   const d = tf.tidy(() => kthNearestDistance(tf.tensor2d([[0, 0], [3, 0]]), ref).arraySync());
   // From (0,0): distances 0, 3, 4, 14.1 → 2nd nearest is 3. From (3,0): 3, 0, 5 → 2nd is 3.
   assert.ok(Math.abs(d[0]! - 3) < 1e-5 && Math.abs(d[1]! - 3) < 1e-5, `got ${d}`);
-  tf.dispose([ref.featuresT, ref.normsSq, ref.radii, ref.realismMask]);
+  disposeReferenceTensors(ref);
 });
 
 test('realismScore is the largest ratio of a reference radius to the distance from that reference', () => {
@@ -57,7 +57,7 @@ test('realismScore is the largest ratio of a reference radius to the distance fr
   const ref = tensorsFrom(new Float32Array([0, 0, 10, 0]), new Float32Array([1, 4]), 2, 1, 4);
   const r = tf.tidy(() => realismScore(tf.tensor2d([[2, 0]]), ref).arraySync());
   assert.ok(Math.abs(r[0]! - 0.5) < 1e-5, `got ${r}`); // max(1/2, 4/8) = 0.5
-  tf.dispose([ref.featuresT, ref.normsSq, ref.radii, ref.realismMask]);
+  disposeReferenceTensors(ref);
 });
 
 test('normalize maps the bounds to 0 and 1 and clamps, softNormalize follows it smoothly', () => {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
+import { withStockWasmKernels } from '../src/backend/wasm-kernels.ts';
 
 await initBackend('wasm');
 
@@ -124,6 +125,38 @@ test('Tile keeps int32 and bool values and handles rank 0 and empty tensors', as
     assert.deepEqual(tf.tile(tf.tensor2d([], [0, 3]), [4, 2]).shape, [0, 6]);
     assert.deepEqual(tf.tile(tf.tensor2d([[1, 2]]), [0, 2]).shape, [0, 4]);
   });
+  assert.equal(tf.memory().numTensors, before);
+});
+
+const topKCases: Array<{ shape: number[]; k: number; ties?: boolean }> = [
+  { shape: [64, 10000], k: 3 }, // Q's k-th nearest search
+  { shape: [5, 17], k: 1 },
+  { shape: [2, 3, 40], k: 16 },
+  { shape: [4, 9], k: 9 },
+  { shape: [6, 50], k: 5, ties: true },
+  { shape: [3, 30], k: 20 }, // over the scan's limit: the stock kernel
+];
+
+for (const c of topKCases) {
+  test(`TopK matches the cpu backend for shape=${c.shape} k=${c.k}${c.ties ? ' with ties' : ''}`, async () => {
+    // With ties, values are rounded to a few levels so that many are equal and order is by index.
+    const compute = (x: tf.Tensor) => {
+      const input = c.ties ? x.mul(3).round() : x;
+      const { values, indices } = tf.topk(input, c.k);
+      return tf.concat([values.reshape([-1]), indices.cast('float32').reshape([-1])]);
+    };
+    assert.equal(await compareWithCpu([c.shape], compute), 0);
+  });
+}
+
+test('TopK with a NaN in the input gives the stock kernel\'s answer, and leaks nothing', async () => {
+  await tf.setBackend('wasm');
+  const before = tf.memory().numTensors;
+  const top = () => tf.tidy(() => {
+    const { values, indices } = tf.topk(tf.tensor2d([[1, NaN, 3, 2], [4, 5, 6, 7]]), 2);
+    return [Array.from(values.dataSync()), Array.from(indices.dataSync())];
+  });
+  assert.deepEqual(top(), withStockWasmKernels(top));
   assert.equal(tf.memory().numTensors, before);
 });
 

@@ -104,6 +104,7 @@ export function tensorsFrom(features: Float32Array, radii: Float32Array, feature
     const f = tf.tensor2d(features, [count, featureSize]);
     const r = tf.tensor1d(radii);
     return {
+      features: tf.keep(f),
       featuresT: tf.keep(f.transpose() as tf.Tensor2D),
       normsSq: tf.keep(f.square().sum(1) as tf.Tensor1D),
       radii: tf.keep(r),
@@ -113,8 +114,8 @@ export function tensorsFrom(features: Float32Array, radii: Float32Array, feature
   });
 }
 
-function disposeTensors(t: ReferenceTensors): void {
-  tf.dispose([t.featuresT, t.normsSq, t.radii, t.realismMask]);
+export function disposeReferenceTensors(t: ReferenceTensors): void {
+  tf.dispose([t.features, t.featuresT, t.normsSq, t.radii, t.realismMask]);
 }
 
 /** The k-th nearest distance of each query row to the reference rows, skipping `skip` nearest (1 = itself). */
@@ -172,7 +173,7 @@ export function buildReference(
     radii = kthDistances(features, count, provisional, D, 1);
     noiseDistances = kthDistances(noiseFeatures, noiseCount, provisional, D, 0);
   } finally {
-    disposeTensors(provisional);
+    disposeReferenceTensors(provisional);
   }
 
   const noiseBounds = {} as Record<NoiseEstimatorName, NormBounds>;
@@ -252,12 +253,12 @@ export async function loadReference(dir: string): Promise<ReferenceSet> {
   const features = await readChecked(dir, manifest.files.features, count * featureSize * 4, manifest.sha256.features);
   const radii = await readChecked(dir, manifest.files.radii, count * 4, manifest.sha256.radii);
   const tensors = tensorsFrom(features, radii, featureSize, manifest.k, manifest.realism.radiusCutoff);
-  return { manifest, tensors, dispose: () => disposeTensors(tensors) };
+  return { manifest, tensors, dispose: () => disposeReferenceTensors(tensors) };
 }
 
 /** The reference set in memory, without files (tests, and building then scoring in one process). */
 export function referenceFromBuilt(built: BuiltReference): ReferenceSet {
   const m = built.manifest;
   const tensors = tensorsFrom(built.features, built.radii, m.featureSize, m.k, m.realism.radiusCutoff);
-  return { manifest: m, tensors, dispose: () => disposeTensors(tensors) };
+  return { manifest: m, tensors, dispose: () => disposeReferenceTensors(tensors) };
 }
