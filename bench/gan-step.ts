@@ -2,6 +2,10 @@
  * `npm run bench:gan-step`: median wall time of one D step and one G step (batch 64, latent 100)
  * per architecture, with λ = 0 (Q measured forward only, for the log) and λ = 0.1 (Q back-propagated).
  * Each step ends with a read of its losses, so the times are of finished work.
+ *
+ * `-- --profile`: also a `tf.profile` of one λ = 0 step per architecture (Q not measured, as the
+ * trainer runs it between log lines): time per kernel, and how much of it is matmul and convolution
+ * arithmetic (XNNPACK) rather than everything around it.
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
@@ -12,6 +16,26 @@ import { ARCHITECTURES, buildDiscriminator, buildGenerator, makeOptimizer, train
 const backend = await initBackend(loadConfig(process.env).backend);
 const quality = await loadQuality(loadConfig(process.env));
 const STEPS = 12;
+const profiles: string[] = [];
+
+// Kernels that are the arithmetic itself. qgate's conv-gradient kernels call BatchMatMul inside,
+// which the profile records separately, so they are left out here to count nothing twice.
+const ARITHMETIC = new Set(['BatchMatMul', '_FusedMatMul', 'FusedConv2D', 'Conv2D']);
+function summarize(arch: string, p: Awaited<ReturnType<typeof tf.profile>>): string {
+  const byKernel = new Map<string, { calls: number; ms: number }>();
+  for (const k of p.kernels) {
+    const e = byKernel.get(k.name) ?? { calls: 0, ms: 0 };
+    e.calls++;
+    e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
+    byKernel.set(k.name, e);
+  }
+  const arithmetic = [...byKernel].filter(([n]) => ARITHMETIC.has(n)).reduce((s, [, e]) => s + e.ms, 0);
+  return [
+    `\n${arch}, one λ = 0 step profiled: ${p.kernels.length} kernel calls; matmul and convolution arithmetic ${arithmetic.toFixed(1)} ms`,
+    '| kernel | calls | ms (includes kernels it calls) |\n|---|---|---|',
+    ...[...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12).map(([n, e]) => `| ${n} | ${e.calls} | ${e.ms.toFixed(2)} |`),
+  ].join('\n');
+}
 const WARMUP = 2;
 const median = (a: number[]) => {
   const s = a.slice(WARMUP).sort((x, y) => x - y);
@@ -35,11 +59,20 @@ for (const arch of ARCHITECTURES) {
       trainDiscriminatorOneStep(g, d, optD, real, z);
       tD.push(performance.now() - t0);
       t0 = performance.now();
-      trainGeneratorOneStep(g, d, optG, z, penalty);
+      trainGeneratorOneStep(g, d, optG, z, penalty, { measureQuality: false });
       tG.push(performance.now() - t0);
+    }
+    if (lambda === 0 && process.argv.includes('--profile')) {
+      // Summarized at once: tf.profile hands back the engine's one profile object, reused next time.
+      profiles.push(summarize(arch, await tf.profile(() => {
+        trainDiscriminatorOneStep(g, d, optD, real, z);
+        trainGeneratorOneStep(g, d, optG, z, penalty, { measureQuality: false });
+      })));
     }
     console.log(`| ${arch} | ${lambda} | ${median(tD).toFixed(0)} | ${median(tG).toFixed(0)} | ${(median(tD) + median(tG)).toFixed(0)} |`);
     for (const x of [g, d, optG, optD, real, z]) x.dispose();
   }
 }
 quality.dispose();
+
+for (const p of profiles) console.log(p);

@@ -35,6 +35,8 @@ const w = r([4, 4, 64, 128]) as tf.Tensor4D;
 const dy = r([64, 7, 7, 128]) as tf.Tensor4D;
 const x1 = r([128, 28, 28, 1]) as tf.Tensor4D;
 const dy1 = r([128, 28, 28, 16]) as tf.Tensor4D;
+const bnScale = r([1, 1, 1, 32]);
+const d2 = r([64, 10000]);
 
 /** Conv2DBackpropFilter is not exported as an op; run the kernel the way conv2d's gradient does. */
 const filterGrad = (xx: tf.Tensor4D, dyy: tf.Tensor4D, filterShape: number[], strides: number) =>
@@ -48,6 +50,15 @@ const cases: Array<{ name: string; fn: () => tf.Tensor; stockMissing?: boolean }
   { name: 'conv2dBackpropFilter 64×14×14×64, 4×4×64×128 stride 2', fn: () => filterGrad(x, dy, [4, 4, 64, 128], 2), stockMissing: true },
   { name: 'conv2dBackpropFilter 128×28×28×1, 5×5×1×16 (LeNet conv1)', fn: () => filterGrad(x1, dy1, [5, 5, 1, 16], 1), stockMissing: true },
   { name: 'conv2d 64×14×14×64, 4×4×64×128 stride 2 (stock forward, for scale)', fn: () => tf.conv2d(x, w, 2, 'same') },
+  { name: 'tile 1×1×1×32 → 64×14×14×32 (the DCGAN batch-norm gradient)', fn: () => tf.tile(bnScale, [64, 14, 14, 1]) },
+  {
+    name: "topk k = 3 of 64×10,000 (Q's k-th nearest reference)",
+    fn: () => {
+      const { values, indices } = tf.topk(d2, 3);
+      indices.dispose();
+      return values;
+    },
+  },
 ];
 
 const lines = [
