@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # qgate: `docker build -t qgate .` (CPU: native libtensorflow through @tensorflow/tfjs-node, else
 # wasm), or `docker build --build-arg ACCEL=gpu -t qgate:gpu .` for CUDA through
 # @tensorflow/tfjs-node-gpu (run with `--gpus all`). Both run `npm start` as a non-root user.
