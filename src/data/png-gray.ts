@@ -8,8 +8,8 @@ import { crc32, inflateSync } from 'node:zlib';
  * reduces to one zlib inflate and the PNG row filters. Measured under load in `npm run bench`:
  * sharp spent about 0.75 ms of CPU on each 28×28 digit, more than scoring it.
  *
- * It accepts a strict subset of what sharp accepts, and gives the same pixels (test/images.test.ts
- * and the fuzz test hold it to that). Anything else returns undefined, and the caller takes sharp's
+ * It accepts a strict subset of what sharp accepts, and gives the same pixels (test/png-gray.test.ts
+ * holds it to that, fuzzing included). Anything else returns undefined, and the caller takes sharp's
  * path, which decides: another colour type or depth, interlacing, another size, a chunk that can
  * change what the pixels mean (tRNS, gAMA, iCCP, sRGB, eXIf orientation, …) or that it does not know,
  * a bad CRC, chunks out of order, bytes after IEND, and image data that is short, long or not one
