@@ -124,8 +124,17 @@ test('Should answer 503 with Retry-After and RESOURCE_EXHAUSTED when the queue i
     const m = await metrics(s.base);
     assert.equal(metricValue(m, 'qgate_requests_total{transport="http",method="score",code="OVERLOADED"}'), 1);
     assert.equal(metricValue(m, 'qgate_scoring_shed_total{reason="queue_full"}'), 1);
-    const grpcErr = await new Promise<grpc.ServiceError | null>((resolve) => s.client.Score({ image: png }, (e) => resolve(e)));
+    const grpcErr = await new Promise<grpc.ServiceError | null>((resolve) => s.client.Score({ image: png }, { deadline: Date.now() + 30_000 }, (e) => resolve(e)));
     assert.equal(grpcErr?.code, grpc.status.RESOURCE_EXHAUSTED);
+    // Refused before the call's signal and timers are set up, with the same answer and counters.
+    assert.equal(grpcErr.metadata.get('qgate-error-code')[0], 'OVERLOADED');
+    assert.equal(grpcErr.metadata.get('retry-after')[0], '1');
+    const m2 = await metrics(s.base);
+    assert.equal(metricValue(m2, 'qgate_requests_total{transport="grpc",method="Score",code="OVERLOADED"}'), 1);
+    assert.equal(metricValue(m2, 'qgate_scoring_shed_total{reason="queue_full"}'), 2);
+    // A bad tau is still a bad argument under overload.
+    const badTau = await new Promise<grpc.ServiceError | null>((resolve) => s.client.Score({ image: png, tau: 2 }, (e) => resolve(e)));
+    assert.equal(badTau?.code, grpc.status.INVALID_ARGUMENT);
     held.release();
     assert.equal((await first).status, 200);
     assert.equal((await second).status, 200);
