@@ -145,6 +145,30 @@ test('Should answer 503 with Retry-After and RESOURCE_EXHAUSTED when the queue i
   }
 });
 
+test('Should never refuse an admitted image after its decode: the batcher holds all that admission lets in', async () => {
+  // Admission lets in QGATE_MAX_QUEUE + QGATE_MAX_BATCH_SIZE = 3 images. The first waits for its
+  // batch to fill (QGATE_MAX_QUEUE_DELAY_MS); when the batcher's own bound was QGATE_MAX_QUEUE (1),
+  // the second was admitted, decoded, then refused by the batcher, and not counted as shed.
+  const held = heldQuality();
+  const s = await startApp({ QGATE_MAX_QUEUE: '1', QGATE_MAX_BATCH_SIZE: '2', QGATE_MAX_QUEUE_DELAY_MS: '1000', QGATE_MAX_QUEUE_WAIT_MS: '10000' }, { quality: held.quality });
+  try {
+    const png = await digitPng();
+    const post = () => fetch(`${s.base}/score`, { method: 'POST', body: new Uint8Array(png), headers: { 'content-type': 'image/png' } });
+    const first = post();
+    const second = post();
+    // Now the two fill one batch, held until released; before, one of them was answered at once.
+    await Promise.race([held.started, second, first]);
+    held.release();
+    assert.equal((await first).status, 200);
+    assert.equal((await second).status, 200, 'admitted, so scored');
+    const m = await metrics(s.base);
+    assert.equal(metricValue(m, 'qgate_requests_total{transport="http",method="score",code="OVERLOADED"}'), undefined);
+  } finally {
+    held.release();
+    await s.close();
+  }
+});
+
 test('Should answer 503 while starting, then drain in-flight requests on stop', async () => {
   const held = heldQuality();
   const s = await startApp({}, { quality: held.quality });
