@@ -42,7 +42,7 @@ export interface ServiceConfig {
   maxBatchSize: number;
   /** QGATE_MAX_QUEUE_DELAY_MS: longest an image waits for others to fill its batch. */
   maxQueueDelayMs: number;
-  /** QGATE_MAX_QUEUE: images waiting to be scored; beyond it requests get OVERLOADED. */
+  /** QGATE_MAX_QUEUE: images waiting to be scored; admission refuses (OVERLOADED) beyond it plus QGATE_MAX_BATCH_SIZE admitted. */
   maxQueue: number;
   /**
    * QGATE_MAX_QUEUE_WAIT_MS: longest a score request may expect to wait (requests ahead × measured
