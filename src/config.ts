@@ -42,7 +42,7 @@ export interface ServiceConfig {
   maxBatchSize: number;
   /** QGATE_MAX_QUEUE_DELAY_MS: longest an image waits for others to fill its batch. */
   maxQueueDelayMs: number;
-  /** QGATE_MAX_QUEUE: images waiting to be scored; beyond it requests get OVERLOADED. */
+  /** QGATE_MAX_QUEUE: images waiting to be scored; admission refuses (OVERLOADED) beyond it plus QGATE_MAX_BATCH_SIZE admitted. */
   maxQueue: number;
   /**
    * QGATE_MAX_QUEUE_WAIT_MS: longest a score request may expect to wait (requests ahead × measured
@@ -82,6 +82,14 @@ export interface ServiceConfig {
   webDir: string;
   /** QGATE_GRPC_MAX_SEND_BYTES: largest gRPC response message. */
   grpcMaxSendBytes: number;
+  /**
+   * QGATE_GRPC_CONNECTION_WINDOW_BYTES: the HTTP/2 connection-level flow-control window each gRPC
+   * connection gets (HTTP/2's default is 64 KiB). A client may send this many bytes of request
+   * bodies before the service has read them. With 64 KiB a client with thousands of calls open
+   * could not deliver their bodies; they waited in the client, some until their deadline, instead
+   * of reaching admission and being refused (see docs/RELIABILITY.md, Overload).
+   */
+  grpcConnectionWindowBytes: number;
   /** QGATE_HTTP_REQUEST_TIMEOUT_MS: Node's requestTimeout (whole request received within it). */
   httpRequestTimeoutMs: number;
   /**
@@ -189,6 +197,7 @@ function loadServiceConfig(env: Env, modelsDir: string): ServiceConfig {
     shutdownTimeoutMs: integer(env, 'QGATE_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     webDir: path.resolve(env.QGATE_WEB_DIR || path.join('dist', 'web')),
     grpcMaxSendBytes: integer(env, 'QGATE_GRPC_MAX_SEND_BYTES', 16 * MiB, 64 * 1024, 1024 * MiB),
+    grpcConnectionWindowBytes: integer(env, 'QGATE_GRPC_CONNECTION_WINDOW_BYTES', 8 * MiB, 65_535, 2 ** 31 - 1),
     httpRequestTimeoutMs: integer(env, 'QGATE_HTTP_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
     httpBacklog: integer(env, 'QGATE_HTTP_BACKLOG', 4096, 1, 65_535),
     scoreWorkers: env.QGATE_SCORE_WORKERS === undefined || env.QGATE_SCORE_WORKERS === '' || env.QGATE_SCORE_WORKERS === 'auto'

@@ -1,3 +1,4 @@
+import http2 from 'node:http2';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
@@ -7,6 +8,7 @@ import sharp from 'sharp';
 import type { GenerateResponse__Output } from '../src/generated/qgate/v1/GenerateResponse.ts';
 import type { ScoreResponse__Output } from '../src/generated/qgate/v1/ScoreResponse.ts';
 import type { ScoreStreamResponse__Output } from '../src/generated/qgate/v1/ScoreStreamResponse.ts';
+import { loadConfig } from '../src/config.ts';
 import { bombPngHeader, digitPng, eventually, metricValue, noisePng, startApp, type Running } from './server-fixture.ts';
 
 let s: Running;
@@ -192,4 +194,37 @@ test('Should serve grpc.health.v1 and server reflection', async () => {
   });
   assert.ok(services.includes('qgate.v1.QualityService'), services.join(','));
   rc.close();
+});
+
+/** The connection-level flow-control window an HTTP/2 client connecting to `target` is given. */
+async function connectionWindowOffered(target: string, expected: number): Promise<number> {
+  const session = http2.connect(`http://${target}`);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      session.once('remoteSettings', () => resolve());
+      session.once('error', reject);
+    });
+    // The WINDOW_UPDATE follows the server's SETTINGS; wait for it (or fail with what was offered).
+    await eventually(() => session.state.remoteWindowSize === expected, 5000, 'the connection window').catch(() => undefined);
+    return session.state.remoteWindowSize ?? NaN;
+  } finally {
+    session.close();
+  }
+}
+
+test('Should give every gRPC connection QGATE_GRPC_CONNECTION_WINDOW_BYTES of flow-control window, not HTTP/2\'s 64 KiB', async () => {
+  // Under overload a 64 KiB window left thousands of calls' bodies in the client, where they could
+  // not be refused and passed their deadlines (docs/RELIABILITY.md, Overload).
+  const byDefault = loadConfig({}).service.grpcConnectionWindowBytes;
+  assert.equal(byDefault, 8 * 1024 * 1024);
+  assert.equal(await connectionWindowOffered(s.grpcTarget, byDefault), byDefault);
+  const other = await startApp({ QGATE_GRPC_CONNECTION_WINDOW_BYTES: String(1024 * 1024) });
+  try {
+    assert.equal(await connectionWindowOffered(other.grpcTarget, 1024 * 1024), 1024 * 1024);
+    // Calls still work on such a connection.
+    await new Promise<void>((resolve, reject) => other.client.Score({ image: Buffer.alloc(0) }, (err) => (err?.code === grpc.status.INVALID_ARGUMENT ? resolve() : reject(err ?? new Error('an empty image was scored')))));
+  } finally {
+    await other.close();
+  }
+  assert.throws(() => loadConfig({ QGATE_GRPC_CONNECTION_WINDOW_BYTES: '1000' }), /QGATE_GRPC_CONNECTION_WINDOW_BYTES/);
 });

@@ -124,12 +124,45 @@ test('Should answer 503 with Retry-After and RESOURCE_EXHAUSTED when the queue i
     const m = await metrics(s.base);
     assert.equal(metricValue(m, 'qgate_requests_total{transport="http",method="score",code="OVERLOADED"}'), 1);
     assert.equal(metricValue(m, 'qgate_scoring_shed_total{reason="queue_full"}'), 1);
-    const grpcErr = await new Promise<grpc.ServiceError | null>((resolve) => s.client.Score({ image: png }, (e) => resolve(e)));
+    const grpcErr = await new Promise<grpc.ServiceError | null>((resolve) => s.client.Score({ image: png }, { deadline: Date.now() + 30_000 }, (e) => resolve(e)));
     assert.equal(grpcErr?.code, grpc.status.RESOURCE_EXHAUSTED);
+    // Refused before the call's signal and timers are set up, with the same answer and counters.
+    assert.equal(grpcErr.metadata.get('qgate-error-code')[0], 'OVERLOADED');
+    assert.equal(grpcErr.metadata.get('retry-after')[0], '1');
+    const m2 = await metrics(s.base);
+    assert.equal(metricValue(m2, 'qgate_requests_total{transport="grpc",method="Score",code="OVERLOADED"}'), 1);
+    assert.equal(metricValue(m2, 'qgate_scoring_shed_total{reason="queue_full"}'), 2);
+    // A bad tau is still a bad argument under overload.
+    const badTau = await new Promise<grpc.ServiceError | null>((resolve) => s.client.Score({ image: png, tau: 2 }, (e) => resolve(e)));
+    assert.equal(badTau?.code, grpc.status.INVALID_ARGUMENT);
     held.release();
     assert.equal((await first).status, 200);
     assert.equal((await second).status, 200);
     assert.equal((await post()).status, 200, 'recovers once the queue drains');
+  } finally {
+    held.release();
+    await s.close();
+  }
+});
+
+test('Should never refuse an admitted image after its decode: the batcher holds all that admission lets in', async () => {
+  // Admission lets in QGATE_MAX_QUEUE + QGATE_MAX_BATCH_SIZE = 3 images. The first waits for its
+  // batch to fill (QGATE_MAX_QUEUE_DELAY_MS); when the batcher's own bound was QGATE_MAX_QUEUE (1),
+  // the second was admitted, decoded, then refused by the batcher, and not counted as shed.
+  const held = heldQuality();
+  const s = await startApp({ QGATE_MAX_QUEUE: '1', QGATE_MAX_BATCH_SIZE: '2', QGATE_MAX_QUEUE_DELAY_MS: '1000', QGATE_MAX_QUEUE_WAIT_MS: '10000' }, { quality: held.quality });
+  try {
+    const png = await digitPng();
+    const post = () => fetch(`${s.base}/score`, { method: 'POST', body: new Uint8Array(png), headers: { 'content-type': 'image/png' } });
+    const first = post();
+    const second = post();
+    // Now the two fill one batch, held until released; before, one of them was answered at once.
+    await Promise.race([held.started, second, first]);
+    held.release();
+    assert.equal((await first).status, 200);
+    assert.equal((await second).status, 200, 'admitted, so scored');
+    const m = await metrics(s.base);
+    assert.equal(metricValue(m, 'qgate_requests_total{transport="http",method="score",code="OVERLOADED"}'), undefined);
   } finally {
     held.release();
     await s.close();

@@ -6,7 +6,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../src/config.ts';
-import { ErrorCodes, QgateError } from '../src/errors.ts';
+import { ErrorCodes, QgateError, stacklessError } from '../src/errors.ts';
 import type { Generator } from '../src/generator/index.ts';
 import { GENERATOR_FORMAT, validateName } from '../src/generator/manifest.ts';
 import { admissionRefusal, expectedWaitMs, ServiceTimeEstimator } from '../src/server/admission.ts';
@@ -125,6 +125,21 @@ test('Admission refuses by count, by expected wait and by deadline, from a measu
   assert.equal(admissionRefusal({ ...base, perItemMs: 4, admitted: 0, deadline: 9_999 })?.reason, 'deadline', 'a deadline already past');
   // Every refusal is OVERLOADED, so 503 + Retry-After / RESOURCE_EXHAUSTED.
   for (const r of [admissionRefusal({ ...base, admitted: 288 }), wait]) assert.equal(ERROR_STATUS[r!.error.code].http, 503);
+  // Refusals are routine answers: no stack trace is captured for them.
+  assert.ok(wait!.error instanceof QgateError);
+  assert.doesNotMatch(wait!.error.stack ?? '', /\n\s+at /);
+});
+
+test('A stackless error is a QgateError without a stack trace, and leaves Error.stackTraceLimit as it was', () => {
+  const before = Error.stackTraceLimit;
+  const e = stacklessError('OVERLOADED', 'retry later');
+  assert.ok(e instanceof QgateError);
+  assert.equal(e.code, 'OVERLOADED');
+  assert.equal(e.message, 'retry later');
+  assert.equal(e.name, 'QgateError');
+  assert.doesNotMatch(e.stack ?? '', /\n\s+at /);
+  assert.equal(Error.stackTraceLimit, before);
+  assert.match(new QgateError('INTERNAL', 'a bug').stack ?? '', /\n\s+at /, 'other errors keep their stack');
 });
 
 test('The service-time estimator averages cycle time per item over batches of at least half size', () => {

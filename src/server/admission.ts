@@ -9,7 +9,7 @@
  * The expected wait is the number of requests admitted ahead times the measured per-item service
  * time. Pure functions and a small estimator, so the tests can drive them without a clock.
  */
-import { QgateError } from '../errors.ts';
+import { stacklessError, type QgateError } from '../errors.ts';
 
 /**
  * Per-item service time of the batcher: an exponentially weighted mean of a batch's cycle time
@@ -81,19 +81,19 @@ export function expectedWaitMs(admitted: number, perItemMs: number | undefined):
 /** Undefined to admit; otherwise why not, with the OVERLOADED error to answer with. */
 export function admissionRefusal(a: AdmissionInput): Refusal | undefined {
   if (a.admitted >= a.maxAdmitted) {
-    return { reason: 'queue_full', error: new QgateError('OVERLOADED', `the scoring queue is full (${a.admitted} requests admitted); retry later`) };
+    return { reason: 'queue_full', error: stacklessError('OVERLOADED', `the scoring queue is full (${a.admitted} requests admitted); retry later`) };
   }
   const wait = expectedWaitMs(a.admitted, a.perItemMs);
   if (wait > a.maxWaitMs) {
     return {
       reason: 'wait',
-      error: new QgateError('OVERLOADED', `the expected wait (${Math.round(wait)} ms for ${a.admitted} requests ahead) is over QGATE_MAX_QUEUE_WAIT_MS (${a.maxWaitMs} ms); retry later`),
+      error: stacklessError('OVERLOADED', `the expected wait (${Math.round(wait)} ms for ${a.admitted} requests ahead) is over QGATE_MAX_QUEUE_WAIT_MS (${a.maxWaitMs} ms); retry later`),
     };
   }
   if (a.deadline !== undefined && a.now + wait >= a.deadline) {
     return {
       reason: 'deadline',
-      error: new QgateError('OVERLOADED', `the expected wait (${Math.round(wait)} ms) is over the ${Math.max(0, Math.round(a.deadline - a.now))} ms left to the call's deadline; retry later`),
+      error: stacklessError('OVERLOADED', `the expected wait (${Math.round(wait)} ms) is over the ${Math.max(0, Math.round(a.deadline - a.now))} ms left to the call's deadline; retry later`),
     };
   }
   return undefined;

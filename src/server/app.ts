@@ -17,7 +17,7 @@ import { logger as defaultLogger, type Logger } from '../log.ts';
 import { loadQuality, type Quality } from '../quality/index.ts';
 import type { Generator } from '../generator/index.ts';
 import { createHttpApp, refuseScoreEarly } from './http.ts';
-import { addToServer, loadQgateProto, SERVICE_NAME } from './grpc.ts';
+import { addToServer, loadQgateProto, SERVICE_NAME, setConnectionWindow } from './grpc.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { GeneratorRegistry } from './registry.ts';
 import { ScorePool } from './score-pool.ts';
@@ -139,6 +139,11 @@ export function create(config: Config, overrides: AppOverrides = {}): QgateApp {
     const grpcPort = await new Promise<number>((resolve, reject) => {
       grpcServer.bindAsync(`${s.host}:${s.grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
     });
+    // Every connection's flow-control window (see setConnectionWindow): without it calls under
+    // overload wait in the client for HTTP/2's 64 KiB instead of reaching admission.
+    if (setConnectionWindow(grpcServer, s.grpcConnectionWindowBytes) === 0) {
+      log.warn('could not set the gRPC connection window (grpc-js internals changed?): HTTP/2 connections keep 64 KiB');
+    }
     log.info({ httpPort, grpcPort }, `qgate listening: HTTP ${s.host}:${httpPort}, gRPC ${s.host}:${grpcPort}`);
     return { httpPort, grpcPort };
   };

@@ -4,6 +4,7 @@
  * trailer). The service attaches itself with addToServer(server); the composition root owns the
  * server.
  */
+import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -70,10 +71,17 @@ function generateParams(r: GenerateRequest__Output): GenerateParams {
  * Aborts when the call's deadline passes or the client cancels; `deadline` (ms, Date.now's clock;
  * undefined without one) lets admission refuse at once what could not be answered in time.
  */
-function callSignal(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): { signal: AbortSignal; deadline: number | undefined; done(): void } {
-  const ac = new AbortController();
+type AnyServerCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+
+/** ms from now to the call's deadline (Infinity without one). */
+function msToDeadline(call: AnyServerCall): number {
   const deadline = call.getDeadline();
-  const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : Number.isFinite(deadline) ? deadline - Date.now() : Infinity;
+  return deadline instanceof Date ? deadline.getTime() - Date.now() : Number.isFinite(deadline) ? deadline - Date.now() : Infinity;
+}
+
+function callSignal(call: AnyServerCall): { signal: AbortSignal; deadline: number | undefined; done(): void } {
+  const ac = new AbortController();
+  const ms = msToDeadline(call);
   const timer = Number.isFinite(ms)
     ? setTimeout(() => ac.abort(new QgateError('DEADLINE_EXCEEDED', 'the call deadline passed')), Math.max(0, ms))
     : undefined;
@@ -105,6 +113,22 @@ export function createQualityService(deps: GrpcDeps): QualityServiceHandlers {
 
   return {
     async Score(call, callback) {
+      // Overload is refused before anything is set up for the call (its abort signal, deadline
+      // timer and duration timer): at 8× load most calls end here, and each one costs the thread
+      // that also reads every other call. The answer and the counters are the ones service.score's
+      // refusal would give (as refuseScoreEarly does for REST). A call with an invalid tau takes
+      // the normal path, which answers INVALID_ARGUMENT.
+      const tau = call.request.tau;
+      if (tau === undefined || (Number.isFinite(tau) && tau > 0 && tau <= 1)) {
+        const ms = msToDeadline(call);
+        const refusal = service.scoreRefusal(Number.isFinite(ms) ? Date.now() + ms : undefined);
+        if (refusal) {
+          metrics.scoringShed.inc({ reason: refusal.reason });
+          metrics.requests.inc({ transport: 'grpc', method: 'Score', code: refusal.error.code });
+          callback(toServiceError(refusal.error, retryAfterSeconds));
+          return;
+        }
+      }
       const done = observe('Score');
       const { signal, deadline, done: clear } = callSignal(call);
       try {
@@ -204,6 +228,43 @@ export function createQualityService(deps: GrpcDeps): QualityServiceHandlers {
       }
     },
   };
+}
+
+/**
+ * Gives every HTTP/2 connection the gRPC server accepts a connection-level flow-control window of
+ * `bytes`. HTTP/2 starts each connection at 64 KiB, shared by the request bodies of all its calls:
+ * about 150 Score calls of a small image. A client with thousands of calls open on a connection
+ * (8× overload in `npm run test:load`) could deliver their headers but not their bodies, so the
+ * calls waited in the client, where admission could not refuse them, some until their deadline
+ * (docs/RELIABILITY.md, Overload). With a larger window the service reads them and refuses what
+ * it cannot serve at once. The cost: a connection may hold up to `bytes` of request data the
+ * service has not read yet (grpc-js reads a unary call's message as it arrives, and each message
+ * stays bounded by grpc.max_receive_message_length).
+ *
+ * grpc-js has no server option for it (only its client has `grpc-node.flow_control_window`) and
+ * keeps its node:http2 servers private: bindAsync puts them in `http2Servers`, a Map keyed by the
+ * server, with each one's open sessions. This reads that map, so it must run after bindAsync; it
+ * returns how many HTTP/2 servers it reached (0 if a grpc-js upgrade moved them: the caller warns,
+ * and test/server-grpc.test.ts checks the window a client is given).
+ */
+export function setConnectionWindow(server: grpc.Server, bytes: number): number {
+  const servers = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  if (!(servers instanceof Map)) return 0;
+  const apply = (session: ServerHttp2Session) => {
+    try {
+      if (!session.destroyed) session.setLocalWindowSize(bytes);
+    } catch {
+      // The session closed meanwhile: nothing to widen.
+    }
+  };
+  let reached = 0;
+  for (const [h2, info] of servers as Map<unknown, { sessions?: unknown }>) {
+    if (typeof (h2 as Partial<Http2Server> | null)?.on !== 'function') continue;
+    (h2 as Http2Server).on('session', apply);
+    if (info.sessions instanceof Set) for (const session of info.sessions as Set<ServerHttp2Session>) apply(session);
+    reached++;
+  }
+  return reached;
 }
 
 /** Attaches qgate.v1.QualityService to a server. */

@@ -64,9 +64,12 @@ export class QgateService {
     return this.state === 'serving' && this.cores !== undefined && this.registry.ready;
   }
 
-  /** Whether a score request arriving now would be refused at admission (undefined: admitted, or not serving yet). */
-  scoreRefusal(): Refusal | undefined {
-    return this.state === 'serving' ? this.cores?.scoring.refusal() : undefined;
+  /**
+   * Whether a score request arriving now (with `deadline`, a gRPC call's, in ms on Date.now's clock)
+   * would be refused at admission (undefined: admitted, or not serving yet).
+   */
+  scoreRefusal(deadline?: number): Refusal | undefined {
+    return this.state === 'serving' ? this.cores?.scoring.refusal(Date.now(), deadline) : undefined;
   }
 
   private serving() {
