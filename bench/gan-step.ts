@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { loadConfig } from '../src/config.ts';
 import { loadQuality } from '../src/quality/index.ts';
+import { summarizeProfile } from './profile.ts';
 import { ARCHITECTURES, buildDiscriminator, buildGenerator, makeOptimizer, trainDiscriminatorOneStep, trainGeneratorOneStep } from '../src/train/gan.ts';
 
 const backend = await initBackend(loadConfig(process.env).backend);
@@ -18,24 +19,6 @@ const quality = await loadQuality(loadConfig(process.env));
 const STEPS = 12;
 const profiles: string[] = [];
 
-// Kernels that are the arithmetic itself. qgate's conv-gradient kernels call BatchMatMul inside,
-// which the profile records separately, so they are left out here to count nothing twice.
-const ARITHMETIC = new Set(['BatchMatMul', '_FusedMatMul', 'FusedConv2D', 'Conv2D']);
-function summarize(arch: string, p: Awaited<ReturnType<typeof tf.profile>>): string {
-  const byKernel = new Map<string, { calls: number; ms: number }>();
-  for (const k of p.kernels) {
-    const e = byKernel.get(k.name) ?? { calls: 0, ms: 0 };
-    e.calls++;
-    e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    byKernel.set(k.name, e);
-  }
-  const arithmetic = [...byKernel].filter(([n]) => ARITHMETIC.has(n)).reduce((s, [, e]) => s + e.ms, 0);
-  return [
-    `\n${arch}, one λ = 0 step profiled: ${p.kernels.length} kernel calls; matmul and convolution arithmetic ${arithmetic.toFixed(1)} ms`,
-    '| kernel | calls | ms (includes kernels it calls) |\n|---|---|---|',
-    ...[...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12).map(([n, e]) => `| ${n} | ${e.calls} | ${e.ms.toFixed(2)} |`),
-  ].join('\n');
-}
 const WARMUP = 2;
 const median = (a: number[]) => {
   const s = a.slice(WARMUP).sort((x, y) => x - y);
@@ -63,8 +46,7 @@ for (const arch of ARCHITECTURES) {
       tG.push(performance.now() - t0);
     }
     if (lambda === 0 && process.argv.includes('--profile')) {
-      // Summarized at once: tf.profile hands back the engine's one profile object, reused next time.
-      profiles.push(summarize(arch, await tf.profile(() => {
+      profiles.push(summarizeProfile(`${arch}, one λ = 0 step profiled`, await tf.profile(() => {
         trainDiscriminatorOneStep(g, d, optD, real, z);
         trainGeneratorOneStep(g, d, optG, z, penalty, { measureQuality: false });
       })));

@@ -27,6 +27,7 @@ import { create, scoreWorkerCount } from '../src/server/app.ts';
 import { ScorePool } from '../src/server/score-pool.ts';
 import { ARCHITECTURES, buildDiscriminator, buildGenerator, makeOptimizer, qualityTerms, toUnit, trainDiscriminatorOneStep, trainGeneratorOneStep, type Architecture } from '../src/train/gan.ts';
 import { DEFAULT_LEARNING_RATES } from '../src/train/run.ts';
+import { summarizeProfile } from './profile.ts';
 import {
   median, parseParts, renderResults, replaceSection,
   type BenchResults, type HttpRow, type Part, type ThroughputRow, type TrainRow,
@@ -46,8 +47,9 @@ const program = new Command('bench')
   .option('--out <file>', 'the doc whose bench section is rewritten', 'docs/BENCHMARKS.md')
   .option('--python <path>', 'a python with torch for the reference (default: the first of python3, /usr/bin/python3 that imports torch)')
   .option('--no-write', 'print only, leave the doc alone')
+  .option('--profile', "with q: also print a tf.profile of one score() of 64 digits (not written to the doc)", false)
   .parse();
-const opts = program.opts<{ quick: boolean; only?: string; out: string; python?: string; write: boolean }>();
+const opts = program.opts<{ quick: boolean; only?: string; out: string; python?: string; write: boolean; profile: boolean }>();
 const parts = new Set<Part>(parseParts(opts.only));
 
 // Default sizes keep the whole run under ~6 minutes on 2 shared cores (dcgan steps dominate).
@@ -261,6 +263,10 @@ async function benchQ(quality: Quality, results: BenchResults): Promise<void> {
     }
     const ms = median(perRound);
     rows.push({ label: c.label, imagesPerSecond: (c.calls * c.batch) / (ms / 1000), msPerCall: ms / c.calls, note: `${c.calls} calls per round` });
+    if (opts.profile && c.batch === 64) {
+      const x = inputs[0]!;
+      process.stderr.write(summarizeProfile('score() of 64 digits, profiled', await tf.profile(async () => { await quality.score(x); }), 20) + '\n');
+    }
     tf.dispose(inputs);
   }
   // The service's path: the same score() on worker threads, one wasm instance each, with as many
