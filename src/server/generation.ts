@@ -136,15 +136,17 @@ export class GenerationCore {
           images.dispose();
         }
         attempts += size;
-        const out: GeneratedImage[] = [];
+        const pending: Array<Promise<GeneratedImage>> = [];
         for (let i = 0; i < size && kept < p.n; i++) {
           const s = scores[i]!;
           observeScore(this.metrics, s.q, s.pass);
           if (p.tau !== undefined && !s.pass) continue;
           const px = pixels.slice(i * h * w * c, (i + 1) * h * w * c);
-          out.push({ pixels: px, png: await encodePng(px, h, w, c as 1 | 3), q: s.q, passed: s.pass });
+          // Encoded together: sharp runs each on the libuv pool, so they overlap instead of queueing.
+          pending.push(encodePng(px, h, w, c as 1 | 3).then((png) => ({ pixels: px, png, q: s.q, passed: s.pass })));
           kept++;
         }
+        const out = await Promise.all(pending);
         const labels = { generator: lease.name, version: lease.version };
         this.metrics.generateAttempts.inc(labels, size);
         if (out.length) this.metrics.generatedImages.inc(labels, out.length);
