@@ -90,10 +90,14 @@ test("PNGs written by sharp (qgate's own encoder) and MNIST digits take the fast
   }
 });
 
-test('Text, time and pHYs chunks are skipped; anything that can change the pixels is left to sharp', () => {
+test('Text, time and pHYs chunks are skipped; anything that can change the pixels is left to sharp', async () => {
   const pixels = noise(28 * 28, 5);
   const text = chunk('tEXt', Buffer.from('Comment\0made by a test'));
   assert.deepEqual(decodeGray8Png(grayPng(pixels, 28, 28, [1], [text, chunk('pHYs', Buffer.alloc(9))]), 28, 28), pixels);
+  // A file far larger than its pixels need (here 1 MiB of text) is sharp's, off the event loop.
+  const padded = grayPng(pixels, 28, 28, [1], [chunk('tEXt', Buffer.concat([Buffer.from('Comment\0'), Buffer.alloc(1 << 20, 0x61)]))]);
+  assert.equal(decodeGray8Png(padded, 28, 28), undefined);
+  assert.deepEqual((await decodeImage(padded, GRAY28)).pixels, Float32Array.from(pixels, (b) => b / 255));
   for (const type of ['tRNS', 'gAMA', 'iCCP', 'sRGB', 'sBIT', 'eXIf', 'cHRM', 'zzZz']) {
     assert.equal(decodeGray8Png(grayPng(pixels, 28, 28, [0], [chunk(type, Buffer.alloc(4))]), 28, 28), undefined, type);
   }

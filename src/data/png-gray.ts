@@ -28,6 +28,11 @@ const u32 = (b: Uint8Array, o: number) => ((b[o]! << 24) | (b[o + 1]! << 16) | (
  * undefined when the file is anything else (see above).
  */
 export function decodeGray8Png(bytes: Uint8Array, width: number, height: number): Uint8Array | undefined {
+  // This runs on the caller's thread (the event loop, in the service). A real file of this kind is
+  // at most its filtered rows plus zlib's and PNG's few bytes of overhead; anything much larger
+  // (megabytes of text or padding) is sharp's, on the libuv pool, so that no client can make the
+  // event loop checksum megabytes.
+  if (bytes.length > 8192 + 2 * height * (width + 1)) return undefined;
   if (bytes.length < 8 + 25 + 12 || SIGNATURE.some((v, i) => bytes[i] !== v)) return undefined;
   const idat: Uint8Array[] = [];
   let pos = 8;
