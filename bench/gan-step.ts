@@ -1,6 +1,7 @@
 /**
  * `npm run bench:gan-step`: median wall time of one D step and one G step (batch 64, latent 100)
- * per architecture, with λ = 0 (Q measured forward only, for the log) and λ = 0.1 (Q back-propagated).
+ * per architecture, with λ = 0 (as the trainer runs it between log lines: Q not measured) and
+ * λ = 0.1 (Q back-propagated).
  * Each step ends with a read of its losses, so the times are of finished work.
  *
  * `-- --profile`: also a `tf.profile` of one λ = 0 step per architecture (Q not measured, as the
@@ -17,9 +18,8 @@ import { ARCHITECTURES, buildDiscriminator, buildGenerator, makeOptimizer, train
 const backend = await initBackend(loadConfig(process.env).backend);
 const quality = await loadQuality(loadConfig(process.env));
 const STEPS = 12;
-const profiles: string[] = [];
-
 const WARMUP = 2;
+const profiles: string[] = [];
 const median = (a: number[]) => {
   const s = a.slice(WARMUP).sort((x, y) => x - y);
   return s[s.length >> 1]!;
