@@ -5,8 +5,9 @@ import { crc32, inflateSync } from 'node:zlib';
  * grayscale, non-interlaced PNG, which is what `Generate` returns and what MNIST-style generators
  * save. For such a file at the model's size, the pixels need no colour conversion, no alpha and no
  * resize, so sharp's work (a header read and a decode pipeline, two trips through the libuv pool)
- * reduces to one zlib inflate and the PNG row filters. Measured under load in `npm run bench`:
- * sharp spent about 0.75 ms of CPU on each 28×28 digit, more than scoring it.
+ * reduces to one zlib inflate and the PNG row filters. Sampled per thread from /proc during a
+ * POST /score load run, sharp's threads spent about 0.75 ms of CPU on each 28×28 digit, more than
+ * scoring it took (docs/BENCHMARKS.md).
  *
  * It accepts a strict subset of what sharp accepts, and gives the same pixels (test/png-gray.test.ts
  * holds it to that, fuzzing included). Anything else returns undefined, and the caller takes sharp's
