@@ -9,14 +9,15 @@
  * arithmetic (XNNPACK) rather than everything around it.
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend/index.ts';
+import { initBackend, wasmThreadsFor } from '../src/backend/index.ts';
 import { loadConfig } from '../src/config.ts';
 import { loadQuality } from '../src/quality/index.ts';
 import { summarizeProfile } from './profile.ts';
 import { ARCHITECTURES, buildDiscriminator, buildGenerator, makeOptimizer, trainDiscriminatorOneStep, trainGeneratorOneStep } from '../src/train/gan.ts';
 
-const backend = await initBackend(loadConfig(process.env).backend);
-const quality = await loadQuality(loadConfig(process.env));
+const config = loadConfig(process.env);
+const backend = await initBackend(config.backend, undefined, { wasmThreads: wasmThreadsFor(config.wasmThreads, 'batch') });
+const quality = await loadQuality(config);
 const STEPS = 12;
 const WARMUP = 2;
 const profiles: string[] = [];

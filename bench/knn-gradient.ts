@@ -6,7 +6,7 @@
  * the median ms of a Q gradient (φ + noise + distance, batch 64) for each and their agreement.
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend/index.ts';
+import { initBackend, wasmThreadsFor } from '../src/backend/index.ts';
 import { loadConfig } from '../src/config.ts';
 import { loadMnist } from '../src/data/mnist.ts';
 import { loadQuality } from '../src/quality/index.ts';
@@ -27,7 +27,7 @@ function kthFromMatrix(features: tf.Tensor2D, ref: ReferenceTensors): tf.Tensor1
 }
 
 const config = loadConfig(process.env);
-const backend = await initBackend(config.backend);
+const backend = await initBackend(config.backend, undefined, { wasmThreads: wasmThreadsFor(config.wasmThreads, 'batch') });
 const quality = await loadQuality(config);
 const noise = getNoiseEstimator(config.noiseEstimator);
 const x = tf.tensor4d(loadMnist('test', { limit: 64 }).images, [64, 28, 28, 1]);

@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend/index.ts';
+import { initBackend, wasmThreadsFor } from '../src/backend/index.ts';
 import { loadConfig } from '../src/config.ts';
 import { loadMnist } from '../src/data/mnist.ts';
 import { loadQuality, type ImageScore, type Quality } from '../src/quality/index.ts';
@@ -29,7 +29,7 @@ const TAU = 0.3;
 const PX = 28 * 28;
 
 const config = loadConfig();
-const backend = await initBackend(config.backend);
+const backend = await initBackend(config.backend, undefined, { wasmThreads: wasmThreadsFor(config.wasmThreads, 'batch') });
 const quality = await loadQuality(config);
 
 async function scoreAll(q: Quality, images: Float32Array, n: number): Promise<ImageScore[]> {

@@ -41,8 +41,12 @@ export interface Versions {
   node: string;
   tfjs: string;
   backend: string;
-  /** e.g. "SIMD true, multithreading false" (wasm only). */
+  /** e.g. "SIMD true, 2 XNNPACK threads" (wasm only). */
   backendDetail?: string | undefined;
+  /** qgate's compute threads (the wasm backend's XNNPACK pool; 1 elsewhere). */
+  threads: number;
+  /** The thread counts PyTorch ran with. */
+  torchThreads?: number[] | undefined;
   python?: string | undefined;
   torch?: string | undefined;
   /** The BLAS library the PyTorch process loaded. */
@@ -57,8 +61,11 @@ export interface TrainRow {
   qualityLogMs?: number | undefined;
   /** The same with λ = 0.1 (Q back-propagated into G; no PyTorch counterpart). */
   qgatePenaltyMs: number;
-  /** PyTorch's median ms per step; absent when the reference did not run. */
-  torchMs?: number | undefined;
+  /**
+   * PyTorch's median ms per step for each thread count it ran with (1, and qgate's count when that
+   * is more); empty when the reference did not run.
+   */
+  torch: Array<{ threads: number; ms: number }>;
   /** qgate λ=0 / PyTorch per round (adjacent measurements), to show how much the load moved them. */
   roundRatios: number[];
   /** Trainable parameters of G and D on each side; a mismatch means the reference drifted from gan.ts. */
@@ -127,8 +134,14 @@ export function formatRate(x: number | undefined): string {
   return x < 100 ? x.toFixed(1) : Math.round(x).toLocaleString('en-US');
 }
 
+/** PyTorch's fastest configuration: the reference the ratio is taken against. */
+export function bestTorch(row: TrainRow): { threads: number; ms: number } | undefined {
+  return row.torch.reduce<{ threads: number; ms: number } | undefined>((best, t) => (best && best.ms <= t.ms ? best : t), undefined);
+}
+
 export function stepRatio(row: TrainRow): number | undefined {
-  return row.torchMs === undefined ? undefined : row.qgateMs / row.torchMs;
+  const best = bestTorch(row);
+  return best === undefined ? undefined : row.qgateMs / best.ms;
 }
 
 export function paramsMatch(row: TrainRow): boolean | undefined {
@@ -166,6 +179,10 @@ export function evaluateTargets(r: Pick<BenchResults, 'train' | 'q' | 'http'>): 
   return rows;
 }
 
+function threadsText(n: number): string {
+  return n === 1 ? '1 thread' : `${n} threads`;
+}
+
 export function markdownTable(headers: string[], rows: string[][]): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   return [
@@ -194,7 +211,7 @@ export function renderResults(r: BenchResults): string {
     ['load average (1/5/15 min)', `start ${load(r.machine.loadStart)}, end ${load(r.machine.loadEnd)}`],
     ['Node', v.node],
     ['TF.js', `${v.tfjs}, backend ${v.backend}${v.backendDetail ? ` (${v.backendDetail})` : ''}`],
-    ['PyTorch reference', v.torch ? `torch ${v.torch}, Python ${v.python ?? '?'}, 1 thread, BLAS ${v.blas ?? '?'}` : `skipped: ${r.torchSkipped ?? 'not run'}`],
+    ['PyTorch reference', v.torch ? `torch ${v.torch}, Python ${v.python ?? '?'}, ${(v.torchThreads ?? [1]).map(threadsText).join(' and ')}, BLAS ${v.blas ?? '?'}` : `skipped: ${r.torchSkipped ?? 'not run'}`],
     ['method', `train: ${r.method.rounds} rounds × ${r.method.trainSteps} steps per side after ${r.method.warmup} warm-up, qgate and PyTorch alternating; Q and generate: median of ${r.method.qRounds} rounds; HTTP: autocannon ${r.method.httpSeconds} s per endpoint`],
   ]));
   out.push('', '### Targets (issue 5)', '');
@@ -203,11 +220,14 @@ export function renderResults(r: BenchResults): string {
   out.push('', '### Training step, batch 64 (one D step + one G step)', '');
   if (r.train?.length) {
     out.push(markdownTable(
-      ['arch', 'qgate λ=0 (ms)', 'PyTorch (ms)', 'ratio', 'ratio per round', 'Q log, 1 step in 50 (ms)', 'qgate λ=0.1 (ms)', 'params G/D match'],
+      ['arch', `qgate λ=0 (ms, ${threadsText(v.threads)})`, 'PyTorch (ms)', 'ratio', 'ratio per round', 'Q log, 1 step in 50 (ms)', 'qgate λ=0.1 (ms)', 'params G/D match'],
       r.train.map((t) => {
         const m = paramsMatch(t);
+        const best = bestTorch(t);
         return [
-          t.arch, formatMs(t.qgateMs), t.torchMs === undefined ? 'skipped' : formatMs(t.torchMs), formatRatio(stepRatio(t)),
+          t.arch, formatMs(t.qgateMs),
+          best === undefined ? 'skipped' : t.torch.map((x) => `${x === best ? '**' : ''}${formatMs(x.ms)} (${threadsText(x.threads)})${x === best ? '**' : ''}`).join(', '),
+          formatRatio(stepRatio(t)),
           range(t.roundRatios), formatMs(t.qualityLogMs), formatMs(t.qgatePenaltyMs),
           m === undefined ? '—' : m ? `yes (${t.params.qgate.join(' / ')})` : `NO: qgate ${t.params.qgate.join(' / ')}, PyTorch ${t.params.torch!.join(' / ')}`,
         ];
@@ -217,7 +237,9 @@ export function renderResults(r: BenchResults): string {
       + '(adjacent measurements, so it shows how much the machine\'s load moved them). '
       + 'λ = 0 is the comparable step. At λ = 0 qgate\'s trainer measures Q forward on G(z) for its log on the last step of each log interval (1 step in 50 by default), which the PyTorch reference does not; '
       + 'the λ = 0 column is the other 49, and "Q log" is the extra cost of the 50th. λ = 0.1 back-propagates Q into G and has no PyTorch counterpart. '
-      + 'Both sides: src/train/run.ts\'s default learning rates per architecture, Adam(β1 = 0.5), fresh z every step, one thread.');
+      + 'Both sides: src/train/run.ts\'s default learning rates per architecture, Adam(β1 = 0.5), fresh z every step. '
+      + `qgate ran on ${threadsText(v.threads)}; PyTorch on ${(v.torchThreads ?? [1]).map(threadsText).join(' and ')}, and the ratio is against its faster configuration (in bold), `
+      + 'so that giving qgate more cores cannot flatter it where PyTorch\'s extra threads slow it down.');
     if (r.torchSkipped) out.push('', `PyTorch reference skipped: ${r.torchSkipped}.`);
   } else out.push('not run');
 

@@ -5,12 +5,18 @@
  */
 import path from 'node:path';
 import { BACKEND_CHOICES, type BackendChoice } from './backend/index.ts';
+import { MAX_WASM_THREADS } from './backend/wasm-threads.ts';
 import { QgateError } from './errors.ts';
 import { NOISE_ESTIMATOR_NAMES, DEFAULT_NOISE_ESTIMATOR, type NoiseEstimatorName } from './quality/noise.ts';
 
 export interface Config {
   /** QGATE_BACKEND: auto | gpu | node | wasm | cpu. */
   backend: BackendChoice;
+  /**
+   * QGATE_WASM_THREADS: XNNPACK threads for the wasm backend, 1–8, or `auto` (default): one per core
+   * for training and the other batch commands, 1 for the service (see wasmThreadsFor).
+   */
+  wasmThreads: number | 'auto';
   /** QGATE_MODELS_DIR: the folder with features/, reference/ and generators/. */
   modelsDir: string;
   /** QGATE_EXTRACTOR: the feature extractor's folder (default <models>/features/lenet-mnist). */
@@ -210,6 +216,8 @@ export function loadConfig(env: Env = process.env): Config {
   const alpha = number(env, 'QGATE_ALPHA', 0.5, (n) => n >= 0 && n <= 1, 'a number in [0,1]');
   return {
     backend: oneOf(env, 'QGATE_BACKEND', BACKEND_CHOICES, 'auto'),
+    wasmThreads: env.QGATE_WASM_THREADS === undefined || env.QGATE_WASM_THREADS === '' || env.QGATE_WASM_THREADS === 'auto'
+      ? 'auto' : integer(env, 'QGATE_WASM_THREADS', 1, 1, MAX_WASM_THREADS),
     modelsDir,
     extractorDir: path.resolve(env.QGATE_EXTRACTOR || path.join(modelsDir, 'features', 'lenet-mnist')),
     featureLayer: env.QGATE_FEATURE_LAYER || undefined,

@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  BEGIN, END, evaluateTargets, formatMs, formatRatio, markdownTable, median, paramsMatch, parseParts,
+  BEGIN, bestTorch, END, evaluateTargets, formatMs, formatRatio, markdownTable, median, paramsMatch, parseParts,
   renderResults, replaceSection, stepRatio, type BenchResults, type HttpRow, type TrainRow,
 } from '../bench/report.ts';
 
 const train = (arch: string, qgateMs: number, torchMs?: number): TrainRow => ({
-  arch, qgateMs, qgatePenaltyMs: qgateMs * 2, torchMs, roundRatios: torchMs ? [qgateMs / torchMs] : [],
+  arch, qgateMs, qgatePenaltyMs: qgateMs * 2, torch: torchMs ? [{ threads: 1, ms: torchMs }] : [], roundRatios: torchMs ? [qgateMs / torchMs] : [],
   params: { qgate: [10, 20], torch: torchMs ? [10, 20] : undefined },
 });
 const score = (rps: number, p99: number, non2xx = 0): HttpRow => ({
@@ -55,6 +55,16 @@ describe('bench report', () => {
     assert.match(evaluateTargets({ train: [train('mlp', 20)] })[0]!.measured, /no PyTorch reference/);
   });
 
+  test('the step ratio is taken against PyTorch\'s faster thread count, whichever it is', () => {
+    // On a shared 2-core machine torch's second thread can slow it down; more cores must not flatter qgate.
+    const twoSlower = { ...train('dcgan', 120), torch: [{ threads: 1, ms: 60 }, { threads: 2, ms: 140 }] };
+    assert.equal(stepRatio(twoSlower), 2);
+    assert.deepEqual(bestTorch(twoSlower), { threads: 1, ms: 60 });
+    const twoFaster = { ...train('dcgan', 120), torch: [{ threads: 1, ms: 60 }, { threads: 2, ms: 40 }] };
+    assert.equal(stepRatio(twoFaster), 3);
+    assert.equal(stepRatio(train('dcgan', 120)), undefined);
+  });
+
   test('markdown tables escape pipes', () => {
     assert.equal(markdownTable(['a', 'b'], [['1', 'x|y']]), '| a | b |\n|---|---|\n| 1 | x\\|y |');
   });
@@ -91,7 +101,7 @@ describe('bench report', () => {
     const r: BenchResults = {
       date: '2026-01-01T00:00:00Z', command: 'npm run bench -- --quick',
       machine: { cpu: 'Test CPU', cores: 2, loadStart: [1, 1, 1], loadEnd: [2, 2, 2] },
-      versions: { node: 'v20', tfjs: '4.22.0', backend: 'wasm' },
+      versions: { node: 'v20', tfjs: '4.22.0', backend: 'wasm', threads: 1 },
       method: { rounds: 1, trainSteps: 1, warmup: 0, qRounds: 1, httpSeconds: 1 },
       torchSkipped: 'no python with torch', train: [train('mlp', 20)], notes: ['a note'],
     };

@@ -160,6 +160,34 @@ test('TopK with a NaN in the input gives the stock kernel\'s answer, and leaks n
   assert.equal(tf.memory().numTensors, before);
 });
 
+/** Bits of every value, so −0 and +0 (and NaN) compare as themselves. */
+function bits(t: tf.Tensor): number[] {
+  return Array.from(new Uint32Array(Float32Array.from(t.dataSync()).buffer));
+}
+
+test('LeakyReLU and its gradient give the stock wasm kernels\' exact bits, −0, infinities and subnormals included', async () => {
+  await tf.setBackend('wasm');
+  const special = [-0, 0, Infinity, -Infinity, 1e-45, -1e-45, 3.4e38, -3.4e38, -1, 2.5];
+  const x = tf.tensor4d([...randomArray(4 * 6 * 6 * 8 - special.length, 5), ...special], [4, 6, 6, 8]);
+  const dy = tf.tensor4d(randomArray(4 * 6 * 6 * 8, 6), [4, 6, 6, 8]);
+  const before = tf.memory().numTensors;
+  for (const alpha of [0.2, 0.01, 1 / 3]) {
+    const forward = () => tf.tidy(() => bits(tf.leakyRelu(x, alpha)));
+    const backward = () => tf.tidy(() => bits(tf.grad((t: tf.Tensor) => tf.leakyRelu(t, alpha))(x, dy)));
+    assert.deepEqual(forward(), withStockWasmKernels(forward), `forward, α = ${alpha}`);
+    // The stock gradient: TF.js's where(x > 0, dy, dy·α), run on the stock kernels.
+    const stockBackward = () => tf.tidy(() => bits(tf.where(tf.greater(x, 0), dy, tf.mul(dy, alpha))));
+    assert.deepEqual(backward(), withStockWasmKernels(stockBackward), `gradient, α = ${alpha}`);
+  }
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
+  tf.dispose([x, dy]);
+});
+
+test('LeakyReLU\'s gradient matches the cpu backend', async () => {
+  const err = await compareWithCpu([[3, 5, 5, 4], [3, 5, 5, 4]], (x, dy) => tf.grad((t: tf.Tensor) => tf.leakyRelu(t, 0.2))(x!, dy));
+  assert.ok(err < 1e-7, `relative error ${err}`);
+});
+
 test('The fused matmul with bias and activation matches the cpu backend with transposed operands', async () => {
   const err = await compareWithCpu([[20, 12], [7, 20], [7]], (a, b, bias) =>
     tf.fused.matMul({ a: a as tf.Tensor2D, b: b as tf.Tensor2D, transposeA: true, transposeB: true, bias, activation: 'relu' }));

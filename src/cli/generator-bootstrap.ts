@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { initBackend } from '../backend/index.ts';
+import { initBackend, wasmThreadsFor } from '../backend/index.ts';
 import { saveLayersModel } from '../backend/model-io.ts';
 import { loadConfig } from '../config.ts';
 import { validateName } from '../generator/manifest.ts';
@@ -32,7 +32,7 @@ const program = new Command('generator:bootstrap')
   .action(async (o: { steps: number; seed: number; name: string; version: string; replace?: boolean }) => {
     validateName('generator', o.name);
     validateName('version', o.version);
-    await initBackend(config.backend);
+    await initBackend(config.backend, undefined, { wasmThreads: wasmThreadsFor(config.wasmThreads, 'batch') });
     const options = { ...BOOTSTRAP_DEFAULTS, steps: o.steps, seed: o.seed };
     const result = await trainBootstrapGan({
       ...options,

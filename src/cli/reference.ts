@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { initBackend } from '../backend/index.ts';
+import { initBackend, wasmThreadsFor } from '../backend/index.ts';
 import { loadConfig } from '../config.ts';
 import { loadDataset } from '../data/dataset.ts';
 import { logger } from '../log.ts';
@@ -33,7 +33,7 @@ program.command('build')
   .option('--id <id>', 'the reference set id (default: derived from the data)')
   .option('--out <dir>', 'where to write it', config.referenceDir)
   .action(async (o: { data: string; limit: number; offset: number; k: number; extractor: string; featureLayer?: string; id?: string; out: string }) => {
-    await initBackend(config.backend);
+    await initBackend(config.backend, undefined, { wasmThreads: wasmThreadsFor(config.wasmThreads, 'batch') });
     const extractor = await loadExtractor(o.extractor, o.featureLayer ? { featureLayer: o.featureLayer } : {});
     try {
       const started = performance.now();
@@ -56,7 +56,7 @@ program.command('info')
   .description('load a reference set (checking its checksums) and print its manifest')
   .argument('[dir]', 'reference set folder', config.referenceDir)
   .action(async (dir: string) => {
-    await initBackend(config.backend);
+    await initBackend(config.backend, undefined, { wasmThreads: wasmThreadsFor(config.wasmThreads, 'batch') });
     const ref = await loadReference(dir);
     console.log(JSON.stringify(ref.manifest, null, 2));
     ref.dispose();

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../backend/index.ts';
+import { initBackend, wasmThreadsFor } from '../backend/index.ts';
 import { loadConfig } from '../config.ts';
 import { decodeImage, type DecodedImage } from '../data/images.ts';
 import { isQgateError, QgateError } from '../errors.ts';
@@ -42,7 +42,7 @@ const program = new Command('score')
     if (!(NOISE_ESTIMATOR_NAMES as readonly string[]).includes(o.estimator)) {
       throw new QgateError('INVALID_ARGUMENT', `--estimator must be one of ${NOISE_ESTIMATOR_NAMES.join('|')}`);
     }
-    await initBackend(config.backend);
+    await initBackend(config.backend, undefined, { wasmThreads: wasmThreadsFor(config.wasmThreads, 'batch') });
     const quality = await loadQuality({ ...config, noiseEstimator: o.estimator as NoiseEstimatorName, tau: o.tau });
     const { height, width, channels } = quality.extractor.input;
     const decoded = await Promise.all(files.map(async (file): Promise<DecodedImage | QgateError> => {

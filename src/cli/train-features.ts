@@ -3,7 +3,7 @@
  */
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { initBackend } from '../backend/index.ts';
+import { initBackend, wasmThreadsFor } from '../backend/index.ts';
 import { saveLayersModel } from '../backend/model-io.ts';
 import { loadConfig } from '../config.ts';
 import { logger } from '../log.ts';
@@ -30,7 +30,7 @@ const program = new Command('train:features')
 
 const opts = program.opts<{ epochs: number; batchSize: number; lr: number; lrDecay: number; validation: number; seed: number; minAccuracy: number; out?: string }>();
 const config = loadConfig();
-const backend = await initBackend(config.backend);
+const backend = await initBackend(config.backend, undefined, { wasmThreads: wasmThreadsFor(config.wasmThreads, 'batch') });
 const out = opts.out ?? path.join(config.modelsDir, 'features', 'lenet-mnist');
 const trainingOptions = {
   epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.lr, learningRateDecay: opts.lrDecay,

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MultiBar, type SingleBar } from 'cli-progress';
-import { initBackend } from '../backend/index.ts';
+import { initBackend, wasmThreadsFor } from '../backend/index.ts';
 import { loadConfig } from '../config.ts';
 import { readCheckpointState } from '../train/checkpoint.ts';
 import { loadQuality } from '../quality/index.ts';
@@ -145,7 +145,7 @@ function timestamp(): string {
 export async function train(flags: TrainFlags, env: Record<string, string | undefined>) {
   const config = loadConfig(env);
   const trainConfig = configFromFlags(flags);
-  const backend = await initBackend(config.backend);
+  const backend = await initBackend(config.backend, undefined, { wasmThreads: wasmThreadsFor(config.wasmThreads, 'batch') });
   // Evaluation and the metrics use Q with this run's α and β (normalized to α + β = 1).
   const { alpha, beta } = flags.resume ? (await readCheckpointState<TrainConfig>(path.resolve(flags.resume))).config : trainConfig;
   const quality = await loadQuality({ ...config, alpha: alpha / (alpha + beta) });

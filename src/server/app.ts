@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { Registry } from 'prom-client';
-import { initBackend, type BackendName } from '../backend/index.ts';
+import { initBackend, wasmThreadsFor, type BackendName } from '../backend/index.ts';
 import type { Config } from '../config.ts';
 import { logger as defaultLogger, type Logger } from '../log.ts';
 import { loadQuality, type Quality } from '../quality/index.ts';
@@ -100,7 +100,7 @@ export function create(config: Config, overrides: AppOverrides = {}): QgateApp {
   let stopping: Promise<boolean> | undefined;
 
   const load = async (): Promise<void> => {
-    const backend = await initBackend(config.backend, log);
+    const backend = await initBackend(config.backend, log, { wasmThreads: wasmThreadsFor(config.wasmThreads, 'service') });
     let quality = overrides.quality;
     if (!quality) {
       quality = await loadQuality(config);
