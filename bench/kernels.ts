@@ -36,13 +36,16 @@ const dy = r([64, 7, 7, 128]) as tf.Tensor4D;
 const x1 = r([128, 28, 28, 1]) as tf.Tensor4D;
 const dy1 = r([128, 28, 28, 16]) as tf.Tensor4D;
 const bnScale = r([1, 1, 1, 32]);
+const act = r([64, 14, 14, 32]);
+const dAct = r([64, 14, 14, 32]);
 const d2 = r([64, 10000]);
 
 /** Conv2DBackpropFilter is not exported as an op; run the kernel the way conv2d's gradient does. */
 const filterGrad = (xx: tf.Tensor4D, dyy: tf.Tensor4D, filterShape: number[], strides: number) =>
   tf.engine().runKernel('Conv2DBackpropFilter', { x: xx, dy: dyy }, { strides: [strides, strides], pad: 'same', dataFormat: 'NHWC', filterShape }) as tf.Tensor;
 
-const cases: Array<{ name: string; fn: () => tf.Tensor; stockMissing?: boolean }> = [
+/** `stockFn`: what the stock side runs instead, where qgate changed the op rather than a kernel (a gradient). */
+const cases: Array<{ name: string; fn: () => tf.Tensor; stockFn?: () => tf.Tensor; stockMissing?: boolean }> = [
   { name: 'matMul 64×784ᵀ·784×128 (transposeA)', fn: () => tf.matMul(a, b, true, false) },
   { name: 'matMul 64×784·(128×784)ᵀ (transposeB)', fn: () => tf.matMul(a2, bt, false, true) },
   { name: 'matMul 64×784·784×128 (plain, for scale)', fn: () => tf.matMul(a2, b) },
@@ -51,6 +54,12 @@ const cases: Array<{ name: string; fn: () => tf.Tensor; stockMissing?: boolean }
   { name: 'conv2dBackpropFilter 128×28×28×1, 5×5×1×16 (LeNet conv1)', fn: () => filterGrad(x1, dy1, [5, 5, 1, 16], 1), stockMissing: true },
   { name: 'conv2d 64×14×14×64, 4×4×64×128 stride 2 (stock forward, for scale)', fn: () => tf.conv2d(x, w, 2, 'same') },
   { name: 'tile 1×1×1×32 → 64×14×14×32 (the DCGAN batch-norm gradient)', fn: () => tf.tile(bnScale, [64, 14, 14, 1]) },
+  { name: 'leakyRelu 64×14×14×32, α = 0.2 (the DCGAN discriminator)', fn: () => tf.leakyRelu(act, 0.2) },
+  {
+    name: "leakyRelu's gradient 64×14×14×32 (stock: TF.js's where(x > 0, dy, dy·α); qgate: dy·step(x, α))",
+    fn: () => tf.tidy(() => tf.mul(dAct, tf.step(act, 0.2))),
+    stockFn: () => tf.tidy(() => tf.where(tf.greater(act, 0), dAct, tf.mul(dAct, 0.2))),
+  },
   {
     name: "topk k = 3 of 64×10,000 (Q's k-th nearest reference)",
     fn: () => {
@@ -72,7 +81,7 @@ const lines = [
 ];
 for (const c of cases) {
   const ours = medianMs(c.fn);
-  const theirs = c.stockMissing ? undefined : withStockWasmKernels(() => medianMs(c.fn));
+  const theirs = c.stockMissing ? undefined : withStockWasmKernels(() => medianMs(c.stockFn ?? c.fn));
   lines.push(`| ${c.name} | ${theirs === undefined ? 'missing (throws)' : theirs.toFixed(2)} | ${ours.toFixed(2)} | ${theirs === undefined ? '—' : (theirs / ours).toFixed(1) + '×'} |`);
 }
 const report = lines.join('\n') + '\n';
