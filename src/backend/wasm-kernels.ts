@@ -10,11 +10,13 @@
  *   conv2dTranspose) is a direct loop, 9× slower than the forward conv of the same size.
  *
  * qgate's kernels are an im2col / col2im pass over the wasm heap plus one untransposed XNNPACK
- * matmul each. The results equal the cpu backend's to float32 rounding; the tests in
- * test/wasm-kernels.test.ts hold them to that.
+ * matmul each. The passes run compiled to wasm (native-kernels.ts, kernels/conv.c), with the
+ * JavaScript functions below as their reference and fallback. The results equal the cpu
+ * backend's to float32 rounding; the tests in test/wasm-kernels.test.ts hold them to that.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
+import { convGeometry, nativeKernels } from './native-kernels.ts';
 
 /** The parts of the wasm backend's class these kernels use (it is not exported with types). */
 type WasmBackend = tf.KernelBackend & {
@@ -130,8 +132,13 @@ const conv2dBackpropFilterKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const rows = info.batchSize * info.outHeight * info.outWidth;
   const K = info.filterHeight * info.filterWidth * info.inChannels;
   const patchesT = b.makeOutput([K, rows], 'float32');
-  // Views are taken after the allocation: growing wasm memory detaches older views.
-  im2colTransposed(b.typedArrayFromHeap(x) as Float32Array, info, b.typedArrayFromHeap(patchesT) as Float32Array);
+  const native = nativeKernels(b);
+  if (native) {
+    native.im2colT(native.offset(x), native.offset(patchesT), ...convGeometry(info));
+  } else {
+    // Views are taken after the allocation: growing wasm memory detaches older views.
+    im2colTransposed(b.typedArrayFromHeap(x) as Float32Array, info, b.typedArrayFromHeap(patchesT) as Float32Array);
+  }
   return composeKernel(b, () => {
     const p = tf.engine().makeTensorFromTensorInfo(patchesT, b);
     return tf.matMul(p, borrow(dy, b).reshape([rows, info.outChannels])).reshape(filterShape);
@@ -157,7 +164,9 @@ const conv2dBackpropInputKernel: KernelFunc = ({ inputs, backend, attrs }) => {
       false, true,
     ));
   const out = b.makeOutput(inputShape, 'float32');
-  col2im(b.typedArrayFromHeap(cols) as Float32Array, info, b.typedArrayFromHeap(out) as Float32Array);
+  const native = nativeKernels(b);
+  if (native) native.col2im(native.offset(cols), native.offset(out), ...convGeometry(info));
+  else col2im(b.typedArrayFromHeap(cols) as Float32Array, info, b.typedArrayFromHeap(out) as Float32Array);
   b.disposeData(cols.dataId);
   return out;
 };

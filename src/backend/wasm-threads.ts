@@ -26,6 +26,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
+import { wasmApi } from './native-kernels.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -37,12 +38,6 @@ interface EmscriptenModule {
 }
 type Factory = (config: Record<string, unknown>) => Promise<EmscriptenModule>;
 type Imports = Record<string, Record<string, unknown>>;
-/** The part of the WebAssembly JS API used here (this project's TypeScript libs do not declare it). */
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: Imports) => { exports: object };
-}
-const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 /** The pool Emscripten starts with (PTHREAD_POOL_SIZE in TF.js's build), and so the most threads without new workers. */
 export const MAX_WASM_THREADS = 8;

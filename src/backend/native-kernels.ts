@@ -1,0 +1,82 @@
+/**
+ * qgate's kernels compiled to wasm (src/backend/kernels/*.c, built by `npm run build:wasm-kernels`)
+ * and run directly on the TF.js wasm backend's heap: the module imports the backend's own memory,
+ * so a kernel reads and writes tensors in place, by their byte offsets. They stand in for the
+ * JavaScript loops of wasm-kernels.ts where those were the slow part of a kernel, and compute the
+ * same values in the same order (the tests compare them bit for bit).
+ *
+ * If the module cannot be loaded, `nativeKernels` returns undefined and the callers keep their
+ * JavaScript loops, after one warning.
+ */
+import { readFileSync } from 'node:fs';
+import type * as tf from '@tensorflow/tfjs';
+import { logger } from '../log.ts';
+
+/** The part of the WebAssembly JS API used here (this project's TypeScript libs do not declare it). */
+export interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: Record<string, Record<string, unknown>>) => { exports: object };
+  Memory: abstract new (...args: never[]) => { buffer: ArrayBufferLike };
+}
+export const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+type Memory = InstanceType<WasmApi['Memory']>;
+
+/** What the wasm backend object holds that these kernels need (it is not exported with types). */
+interface BackendInternals {
+  wasm: { asm?: { memory?: Memory }; wasmMemory?: Memory };
+  dataIdMap: { get(dataId: tf.DataId): { memoryOffset: number } | undefined };
+}
+
+/** Geometry arguments, in conv.c's order: B, H, W, C, Ho, Wo, KH, KW, sh, sw, top, left. */
+type ConvGeometry = [number, number, number, number, number, number, number, number, number, number, number, number];
+
+export interface NativeKernels {
+  /** Byte offset of a tensor's data on the heap. */
+  offset(t: tf.TensorInfo): number;
+  im2colT(x: number, out: number, ...geometry: ConvGeometry): void;
+  col2im(cols: number, out: number, ...geometry: ConvGeometry): void;
+}
+
+export function convGeometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
+  return [
+    info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outHeight, info.outWidth,
+    info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left,
+  ];
+}
+
+const loaded = new WeakMap<object, NativeKernels | null>();
+
+/** The kernels bound to `backend`'s heap (instantiated once per backend), or undefined if they cannot load. */
+export function nativeKernels(backend: tf.KernelBackend): NativeKernels | undefined {
+  let k = loaded.get(backend);
+  if (k === undefined) {
+    try {
+      k = instantiate(backend as unknown as BackendInternals);
+    } catch (e) {
+      logger.warn({ err: e }, 'qgate\'s compiled wasm kernels could not be loaded; using the JavaScript ones');
+      k = null;
+    }
+    loaded.set(backend, k);
+  }
+  return k ?? undefined;
+}
+
+function instantiate(backend: BackendInternals): NativeKernels {
+  const memory = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
+  if (!memory) throw new Error('the wasm backend does not expose its memory');
+  // The threaded backend's memory is shared, and an imported memory must be declared as it is.
+  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+  const file = new URL(`./kernels/conv${shared ? '-shared' : ''}.wasm`, import.meta.url);
+  const instance = new wasmApi.Instance(new wasmApi.Module(readFileSync(file)), { env: { memory } });
+  const exports = instance.exports as { im2col_t(...args: number[]): void; col2im(...args: number[]): void };
+  return {
+    offset: (t) => {
+      const entry = backend.dataIdMap.get(t.dataId);
+      if (!entry) throw new Error('tensor data is not on this backend');
+      return entry.memoryOffset;
+    },
+    im2colT: (x, out, ...g) => exports.im2col_t(x, out, ...g),
+    col2im: (cols, out, ...g) => exports.col2im(cols, out, ...g),
+  };
+}

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, cpSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.ts';
+import { convGeometry, nativeKernels } from '../src/backend/native-kernels.ts';
+import { col2im, im2colTransposed } from '../src/backend/wasm-kernels.ts';
+
+await initBackend('wasm');
+
+/** Seeded values in (-1, 1), with exact zeros and a −0 mixed in so that signs of zero are checked too. */
+function values(size: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: size }, (_, i) => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return i % 97 === 0 ? 0 : i % 89 === 0 ? -0 : (s / 2 ** 32) * 2 - 1;
+  });
+}
+
+const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+
+const geometries: Array<{ x: [number, number, number, number]; f: [number, number, number, number]; stride: number; pad: 'same' | 'valid' }> = [
+  { x: [4, 14, 14, 32], f: [4, 4, 32, 64], stride: 2, pad: 'same' }, // the DCGAN layers' shape, smaller batch
+  { x: [3, 28, 28, 1], f: [4, 4, 1, 32], stride: 2, pad: 'same' },
+  { x: [2, 9, 7, 5], f: [3, 2, 5, 4], stride: 1, pad: 'same' }, // channels not a multiple of 4
+  { x: [2, 11, 10, 6], f: [5, 5, 6, 3], stride: 3, pad: 'valid' },
+  { x: [1, 5, 5, 16], f: [5, 5, 16, 8], stride: 1, pad: 'same' }, // windows mostly over the padding
+];
+
+for (const g of geometries) {
+  const label = `x ${g.x.join('×')}, filter ${g.f.join('×')}, stride ${g.stride}, ${g.pad}`;
+  test(`the compiled im2col and col2im write the JavaScript versions' exact bits (${label})`, () => {
+    const native = nativeKernels(tf.backend());
+    assert.ok(native, 'the compiled kernels load on the wasm backend');
+    const info = tf.backend_util.computeConv2DInfo(g.x, g.f, g.stride, 1, g.pad);
+    const N = info.batchSize * info.outHeight * info.outWidth;
+    const K = info.filterHeight * info.filterWidth * info.inChannels;
+    const before = tf.memory().numTensors;
+    const xData = values(tf.util.sizeFromShape(g.x), 3);
+    const colsData = values(N * K, 4);
+    const [x, cols] = [tf.tensor(xData, g.x), tf.tensor2d(colsData, [N, K])];
+    // Filled with NaN, so an element the kernel fails to write shows up.
+    const patches = tf.fill([K, N], NaN);
+    const image = tf.fill(g.x, NaN);
+    native.im2colT(native.offset(x), native.offset(patches), ...convGeometry(info));
+    native.col2im(native.offset(cols), native.offset(image), ...convGeometry(info));
+    const expectedPatches = new Float32Array(K * N);
+    im2colTransposed(xData, info, expectedPatches);
+    const expectedImage = new Float32Array(xData.length);
+    col2im(colsData, info, expectedImage);
+    assert.deepEqual(bits(patches.dataSync() as Float32Array), bits(expectedPatches));
+    assert.deepEqual(bits(image.dataSync() as Float32Array), bits(expectedImage));
+    tf.dispose([x, cols, patches, image]);
+    assert.equal(tf.memory().numTensors, before);
+  });
+}
+
+const clang = ['clang', 'wasm-ld', 'llvm-objdump-14'].every((tool) => spawnSync(tool, ['--version']).status === 0);
+// CI installs the tools and sets QGATE_REQUIRE_CLANG=1 (.ci/run), so the check cannot be skipped there.
+const skipRebuild = !clang && process.env.QGATE_REQUIRE_CLANG !== '1' && 'clang, lld and llvm-objdump-14 are not installed (apt-get install clang lld llvm-14)';
+test('the committed kernels are what scripts/build-wasm-kernels.sh builds from their C source', { skip: skipRebuild }, () => {
+  // Built in a copy, so the committed files are compared, not overwritten.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'qgate-kernels-'));
+  try {
+    cpSync('scripts', path.join(dir, 'scripts'), { recursive: true });
+    cpSync('src/backend/kernels', path.join(dir, 'src/backend/kernels'), { recursive: true, filter: (f) => !f.endsWith('.wasm') });
+    execFileSync('sh', [path.join(dir, 'scripts/build-wasm-kernels.sh')], { stdio: 'pipe' });
+    for (const file of ['conv.wasm', 'conv-shared.wasm']) {
+      assert.ok(readFileSync(path.join(dir, 'src/backend/kernels', file)).equals(readFileSync(path.join('src/backend/kernels', file))), `${file} matches a rebuild`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
