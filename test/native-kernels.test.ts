@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { convGeometry, nativeKernels } from '../src/backend/native-kernels.ts';
-import { col2im, im2colTransposed } from '../src/backend/wasm-kernels.ts';
+import { col2im, im2colTransposed, withStockWasmKernels } from '../src/backend/wasm-kernels.ts';
 
 await initBackend('wasm');
 
@@ -68,10 +68,51 @@ test('the committed kernels are what scripts/build-wasm-kernels.sh builds from t
     cpSync('scripts', path.join(dir, 'scripts'), { recursive: true });
     cpSync('src/backend/kernels', path.join(dir, 'src/backend/kernels'), { recursive: true, filter: (f) => !f.endsWith('.wasm') });
     execFileSync('sh', [path.join(dir, 'scripts/build-wasm-kernels.sh')], { stdio: 'pipe' });
-    for (const file of ['conv.wasm', 'conv-shared.wasm']) {
+    for (const file of ['conv.wasm', 'conv-shared.wasm', 'norm.wasm', 'norm-shared.wasm']) {
       assert.ok(readFileSync(path.join(dir, 'src/backend/kernels', file)).equals(readFileSync(path.join('src/backend/kernels', file))), `${file} matches a rebuild`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/** Runs `f` with qgate's kernels and with TF.js's stock ones and returns both results' bits. */
+function againstStock(f: () => tf.Tensor | tf.Tensor[]): [number[][], number[][]] {
+  const read = (r: tf.Tensor | tf.Tensor[]) => {
+    const out = [r].flat().map((t) => bits(Float32Array.from(t.dataSync())));
+    tf.dispose(r);
+    return out;
+  };
+  return [read(f()), read(withStockWasmKernels(f))];
+}
+
+test('Sum and Mean over leading axes, and batch norm and its gradient, give the stock kernels\' exact bits', () => {
+  const x = tf.tensor4d(values(6 * 7 * 5 * 12, 7), [6, 7, 5, 12]);
+  const special = tf.tensor2d([NaN, -0, 0, Infinity, -Infinity, 1e-45, -1e-45, 3.4e38, 3.4e38, -1], [5, 2]);
+  const m = tf.mean(x, [0, 1, 2]);
+  const v = tf.moments(x, [0, 1, 2]).variance;
+  const offset = tf.tensor1d(values(12, 8));
+  const scale = tf.tensor1d(values(12, 9));
+  const dy = tf.tensor4d(values(x.size, 10), x.shape);
+  const before = tf.memory().numTensors;
+  const cases: Record<string, () => tf.Tensor | tf.Tensor[]> = {
+    'sum over [0, 1, 2]': () => tf.sum(x, [0, 1, 2]),
+    'sum over [0, 1], keepDims': () => tf.sum(x, [0, 1], true),
+    'sum over axis 0': () => tf.sum(x, 0),
+    'sum over [1, 0] (not in order: stock)': () => tf.sum(x, [1, 0]),
+    'sum over axis 2 (not leading: stock)': () => tf.sum(x, 2),
+    'mean over [0, 1, 2]': () => tf.mean(x, [0, 1, 2]),
+    'moments over [0, 1, 2]': () => { const r = tf.moments(x, [0, 1, 2]); return [r.mean, r.variance]; },
+    'sum and mean of NaN, ±0, ±∞, subnormals, overflow': () => [tf.sum(special, 0), tf.mean(special, 0)],
+    'batch norm, per-channel parameters': () => tf.batchNorm(x, m, v, offset, scale, 1e-3),
+    'batch norm, no offset or scale': () => tf.batchNorm(x, m, v, undefined, undefined, 1e-3),
+    'batch norm, scalar parameters': () => tf.tidy(() => tf.batchNorm(x, tf.scalar(0.1), tf.scalar(2), tf.scalar(0.5), tf.scalar(3), 1e-3)),
+    'batch norm\'s gradients': () => tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => tf.batchNorm(a, m, v, o, s, 1e-3))([x, scale, offset], dy),
+  };
+  for (const [name, f] of Object.entries(cases)) {
+    const [ours, theirs] = againstStock(f);
+    assert.deepEqual(ours, theirs, name);
+  }
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
+  tf.dispose([x, special, m, v, offset, scale, dy]);
 });

@@ -34,8 +34,18 @@ type ConvGeometry = [number, number, number, number, number, number, number, num
 export interface NativeKernels {
   /** Byte offset of a tensor's data on the heap. */
   offset(t: tf.TensorInfo): number;
+  /** conv.c */
   im2colT(x: number, out: number, ...geometry: ConvGeometry): void;
   col2im(cols: number, out: number, ...geometry: ConvGeometry): void;
+  /** norm.c: column sums and means of a [rows, cols] matrix. */
+  sumLeading(x: number, out: number, rows: number, cols: number): void;
+  meanLeading(x: number, out: number, rows: number, cols: number): void;
+  /** norm.c: batch norm over [rows, C]; each parameter's stride is 1 (per channel) or 0 (one value). */
+  batchNorm(
+    x: number, mean: number, meanStride: number, variance: number, varianceStride: number,
+    offset: number, offsetStride: number, hasOffset: number, scale: number, scaleStride: number, hasScale: number,
+    epsilon: number, out: number, rows: number, C: number,
+  ): void;
 }
 
 export function convGeometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
@@ -67,16 +77,22 @@ function instantiate(backend: BackendInternals): NativeKernels {
   if (!memory) throw new Error('the wasm backend does not expose its memory');
   // The threaded backend's memory is shared, and an imported memory must be declared as it is.
   const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-  const file = new URL(`./kernels/conv${shared ? '-shared' : ''}.wasm`, import.meta.url);
-  const instance = new wasmApi.Instance(new wasmApi.Module(readFileSync(file)), { env: { memory } });
-  const exports = instance.exports as { im2col_t(...args: number[]): void; col2im(...args: number[]): void };
+  const load = (name: string) => {
+    const file = new URL(`./kernels/${name}${shared ? '-shared' : ''}.wasm`, import.meta.url);
+    return new wasmApi.Instance(new wasmApi.Module(readFileSync(file)), { env: { memory } }).exports as Record<string, (...args: number[]) => void>;
+  };
+  const conv = load('conv');
+  const norm = load('norm');
   return {
     offset: (t) => {
       const entry = backend.dataIdMap.get(t.dataId);
       if (!entry) throw new Error('tensor data is not on this backend');
       return entry.memoryOffset;
     },
-    im2colT: (x, out, ...g) => exports.im2col_t(x, out, ...g),
-    col2im: (cols, out, ...g) => exports.col2im(cols, out, ...g),
+    im2colT: conv.im2col_t!,
+    col2im: conv.col2im!,
+    sumLeading: norm.sum_leading!,
+    meanLeading: norm.mean_leading!,
+    batchNorm: norm.batch_norm!,
   };
 }

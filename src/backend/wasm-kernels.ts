@@ -318,6 +318,68 @@ function leakyReluGradient(original: tf.GradConfig): tf.GradConfig {
   };
 }
 
+/**
+ * The number of leading axes reduced, if the reduced axes are exactly 0, 1, …, k − 1 in that order
+ * with 0 < k < rank (the stock kernel sums in the order the axes are given).
+ */
+function leadingAxes(axis: number | number[], shape: number[]): number | undefined {
+  const axes = tf.util.parseAxisParam(axis, shape);
+  if (axes.length === 0 || axes.length >= shape.length || axes.some((a, i) => a !== i)) return undefined;
+  return axes.length;
+}
+
+/**
+ * Sum and Mean over the leading axes (batch norm's statistics and its gradients), compiled
+ * (kernels/norm.c): the stock kernels transpose the reduced axes to the end and add in a scalar
+ * loop, 1.25 ms for 64×14×14×32. Same order, same bits; everything else goes to the stock kernel.
+ */
+function reduceLeadingKernel(kernelName: 'Sum' | 'Mean'): KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const b = backend as WasmBackend;
+    const { x } = inputs as { x: TensorInfo };
+    const { axis, keepDims } = attrs as unknown as { axis: number | number[]; keepDims: boolean };
+    const k = x.dtype === 'float32' ? leadingAxes(axis, x.shape) : undefined;
+    const native = k === undefined ? undefined : nativeKernels(b);
+    const rows = k === undefined ? 0 : tf.util.sizeFromShape(x.shape.slice(0, k));
+    if (k === undefined || !native || rows === 0) return stock.get(kernelName)!.kernelFunc({ inputs, backend, attrs });
+    const cols = tf.util.sizeFromShape(x.shape.slice(k));
+    const out = b.makeOutput(keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k), 'float32');
+    (kernelName === 'Sum' ? native.sumLeading : native.meanLeading)(native.offset(x), native.offset(out), rows, cols);
+    return out;
+  };
+}
+
+/**
+ * Batch norm's normalization with per-channel (or single) parameters, compiled (kernels/norm.c)
+ * with the stock kernel's arithmetic: 2.1 ms for 64×14×14×32 as a scalar loop with four modulo
+ * counters per element. Other parameter shapes go to the stock kernel.
+ */
+const fusedBatchNormKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const b = backend as WasmBackend;
+  const { x, mean, variance, offset, scale } = inputs as Record<'x' | 'mean' | 'variance', TensorInfo> & Partial<Record<'offset' | 'scale', TensorInfo>>;
+  const C = x.shape[x.shape.length - 1] ?? 1;
+  const params = [mean, variance, offset, scale];
+  const strideOf = (t: TensorInfo | undefined): number | undefined => {
+    if (t === undefined) return 0;
+    const n = tf.util.sizeFromShape(t.shape);
+    return n === 1 ? 0 : n === C ? 1 : undefined;
+  };
+  const strides = params.map(strideOf);
+  const native = nativeKernels(b);
+  if (!native || x.shape.length === 0 || [x, ...params].some((t) => t !== undefined && t.dtype !== 'float32') || strides.includes(undefined)) {
+    return stock.get('FusedBatchNorm')!.kernelFunc({ inputs, backend, attrs });
+  }
+  const out = b.makeOutput(x.shape, 'float32');
+  const { varianceEpsilon } = attrs as unknown as { varianceEpsilon: number };
+  const at = (t: TensorInfo | undefined) => (t === undefined ? 0 : native.offset(t));
+  native.batchNorm(
+    native.offset(x), at(mean), strides[0]!, at(variance), strides[1]!,
+    at(offset), strides[2]!, offset ? 1 : 0, at(scale), strides[3]!, scale ? 1 : 0,
+    varianceEpsilon, native.offset(out), tf.util.sizeFromShape(x.shape) / C, C,
+  );
+  return out;
+};
+
 /** The permutation that swaps the last two axes of a rank-r tensor. */
 function swapLastTwo(rank: number): number[] {
   const perm = [...Array(rank).keys()];
@@ -385,6 +447,9 @@ export function registerQgateWasmKernels(): void {
   tf.registerKernel({ ...stockTopK, kernelFunc: topKKernel(stockTopK) });
   for (const [kernelName, kernelFunc] of [
     ['LeakyRelu', leakyReluKernel],
+    ['Sum', reduceLeadingKernel('Sum')],
+    ['Mean', reduceLeadingKernel('Mean')],
+    ['FusedBatchNorm', fusedBatchNormKernel],
     ['Conv2DBackpropFilter', conv2dBackpropFilterKernel],
     ['Conv2DBackpropInput', conv2dBackpropInputKernel],
     ['Tile', tileKernel],
