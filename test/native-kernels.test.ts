@@ -5,9 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import { QgateAdamOptimizer } from '../src/backend/adam.ts';
 import { initBackend } from '../src/backend/index.ts';
 import { convGeometry, nativeKernels } from '../src/backend/native-kernels.ts';
 import { col2im, im2colTransposed, withStockWasmKernels } from '../src/backend/wasm-kernels.ts';
+import { fillGaussian, mulberry32 } from '../src/random.ts';
+import { buildDiscriminator, buildGenerator, makeOptimizer, trainDiscriminatorOneStep, trainGeneratorOneStep } from '../src/train/gan.ts';
 
 await initBackend('wasm');
 
@@ -68,7 +71,7 @@ test('the committed kernels are what scripts/build-wasm-kernels.sh builds from t
     cpSync('scripts', path.join(dir, 'scripts'), { recursive: true });
     cpSync('src/backend/kernels', path.join(dir, 'src/backend/kernels'), { recursive: true, filter: (f) => !f.endsWith('.wasm') });
     execFileSync('sh', [path.join(dir, 'scripts/build-wasm-kernels.sh')], { stdio: 'pipe' });
-    for (const file of ['conv.wasm', 'conv-shared.wasm', 'norm.wasm', 'norm-shared.wasm']) {
+    for (const file of ['conv.wasm', 'conv-shared.wasm', 'norm.wasm', 'norm-shared.wasm', 'optim.wasm', 'optim-shared.wasm']) {
       assert.ok(readFileSync(path.join(dir, 'src/backend/kernels', file)).equals(readFileSync(path.join('src/backend/kernels', file))), `${file} matches a rebuild`);
     }
   } finally {
@@ -115,4 +118,41 @@ test('Sum and Mean over leading axes, and batch norm and its gradient, give the 
   }
   assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
   tf.dispose([x, special, m, v, offset, scale, dy]);
+});
+
+test('Adam with fused updates trains to the same bits as TF.js\'s AdamOptimizer, and keeps its weights\' names', async () => {
+  const train = async (make: () => tf.AdamOptimizer) => {
+    const g = buildGenerator('dcgan', 100, 5);
+    const d = buildDiscriminator('dcgan', 5);
+    const [optG, optD] = [make(), make()];
+    const rng = mulberry32(9);
+    const z = new Float32Array(8 * 100);
+    const real = tf.tensor4d(values(8 * 784, 11), [8, 28, 28, 1]);
+    for (let step = 0; step < 3; step++) {
+      fillGaussian(z, rng);
+      const zt = tf.tensor2d(z, [8, 100]);
+      trainDiscriminatorOneStep(g, d, optD, real, zt);
+      trainGeneratorOneStep(g, d, optG, zt, { quality: undefined as never, lambda: 0, alpha: 0.5, beta: 0.5 }, { measureQuality: false });
+      zt.dispose();
+    }
+    const weights = [...g.weights, ...d.weights].map((w) => bits(Float32Array.from(w.read().dataSync())));
+    const saved = await optG.getWeights();
+    // Layer variables built twice in one process get a suffix the second time (kernel_1): not the optimizer's doing.
+    const state = { names: saved.map((w) => w.name.replace(/_\d+(?=\/[mv]$)/, '')), iterations: optG.iterations, moments: saved.slice(1).map((w) => bits(Float32Array.from(w.tensor.dataSync()))) };
+    tf.dispose([real, saved[0]!.tensor]);
+    g.dispose();
+    d.dispose();
+    optG.dispose();
+    optD.dispose();
+    return { weights, state };
+  };
+  const before = tf.memory().numTensors;
+  const theirs = await train(() => tf.train.adam(2e-4, 0.5, 0.999) as tf.AdamOptimizer);
+  const ours = await train(() => makeOptimizer(2e-4));
+  const made = makeOptimizer(1e-3);
+  assert.ok(made instanceof QgateAdamOptimizer, 'the trainer\'s optimizer is the fused one');
+  made.dispose();
+  assert.deepEqual(ours.weights, theirs.weights, 'G and D weights after 3 steps');
+  assert.deepEqual(ours.state, theirs.state, 'the optimizer\'s saved weights: names, iteration count, moments');
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
 });

@@ -40,6 +40,11 @@ export interface NativeKernels {
   /** norm.c: column sums and means of a [rows, cols] matrix. */
   sumLeading(x: number, out: number, rows: number, cols: number): void;
   meanLeading(x: number, out: number, rows: number, cols: number): void;
+  /** optim.c: one Adam update of n elements into three new buffers. */
+  adam(
+    w: number, m: number, v: number, g: number, n: number, b1: number, oneMinusB1: number, b2: number, oneMinusB2: number,
+    oneMinusAccB1: number, oneMinusAccB2: number, eps: number, negLr: number, wOut: number, mOut: number, vOut: number,
+  ): void;
   /** norm.c: batch norm over [rows, C]; each parameter's stride is 1 (per channel) or 0 (one value). */
   batchNorm(
     x: number, mean: number, meanStride: number, variance: number, varianceStride: number,
@@ -83,6 +88,7 @@ function instantiate(backend: BackendInternals): NativeKernels {
   };
   const conv = load('conv');
   const norm = load('norm');
+  const optim = load('optim');
   return {
     offset: (t) => {
       const entry = backend.dataIdMap.get(t.dataId);
@@ -94,5 +100,6 @@ function instantiate(backend: BackendInternals): NativeKernels {
     sumLeading: norm.sum_leading!,
     meanLeading: norm.mean_leading!,
     batchNorm: norm.batch_norm!,
+    adam: optim.adam!,
   };
 }

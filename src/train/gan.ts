@@ -9,6 +9,7 @@
  * G outputs tanh values in [-1,1]; Q and the extractor take images in [0,1], so Q sees (x+1)/2.
  */
 import * as tf from '@tensorflow/tfjs';
+import { QgateAdamOptimizer } from '../backend/adam.ts';
 import { QgateError } from '../errors.ts';
 import type { Quality } from '../quality/index.ts';
 
@@ -214,5 +215,6 @@ export function trainGeneratorOneStep(
 export function makeOptimizer(learningRate: number): tf.AdamOptimizer {
   if (!(learningRate > 0)) throw new QgateError('INVALID_ARGUMENT', `learning rate must be > 0, got ${learningRate}`);
   // β1 = 0.5 as in DCGAN (Radford et al. 2015): the default 0.9 makes GAN training oscillate.
-  return tf.train.adam(learningRate, 0.5, 0.999) as tf.AdamOptimizer;
+  // TF.js's Adam, with each variable's update fused into one kernel on wasm (same bits).
+  return new QgateAdamOptimizer(learningRate, 0.5, 0.999);
 }
