@@ -7,6 +7,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
 import { withStockWasmKernels } from '../src/backend/wasm-kernels.ts';
+import { QgateAdamOptimizer } from '../src/backend/adam.ts';
 
 await initBackend('wasm');
 const REPS = 15;
@@ -39,6 +40,31 @@ const bnScale = r([1, 1, 1, 32]);
 const act = r([64, 14, 14, 32]);
 const dAct = r([64, 14, 14, 32]);
 const d2 = r([64, 10000]);
+const bnOffset = r([32]);
+const bnGamma = r([32]);
+const bnVariance = tf.abs(r([32]));
+
+/** Forward and backward of training-mode batch norm (statistics from the batch) as the DCGAN generator runs it; returns dL/dx. */
+const batchNormGrad = () =>
+  tf.tidy(() => {
+    const [dx] = tf.grads((xx: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => {
+      const { mean, variance } = tf.moments(xx, [0, 1, 2]);
+      return tf.sum(tf.mul(tf.batchNorm(xx, mean, variance, beta, gamma, 1e-3), dAct));
+    })([act, bnGamma, bnOffset]);
+    return dx!;
+  });
+
+/** One Adam update of the MLP generator's variables (100×128, 128, 128×784, 784), fixed gradients. */
+function adamStep(optimizer: tf.Optimizer): () => tf.Tensor {
+  const shapes = [[100, 128], [128], [128, 784], [784]];
+  const vars = shapes.map((s, i) => tf.variable(tf.randomNormal(s, 0, 0.05, 'float32', i)));
+  const grads = shapes.map((s, i) => tf.randomNormal(s, 0, 1, 'float32', 10 + i));
+  const named = Object.fromEntries(vars.map((v, i) => [v.name, grads[i]!]));
+  return () => {
+    optimizer.applyGradients(named);
+    return vars[0]!.clone();
+  };
+}
 
 /** Conv2DBackpropFilter is not exported as an op; run the kernel the way conv2d's gradient does. */
 const filterGrad = (xx: tf.Tensor4D, dyy: tf.Tensor4D, filterShape: number[], strides: number) =>
@@ -59,6 +85,15 @@ const cases: Array<{ name: string; fn: () => tf.Tensor; stockFn?: () => tf.Tenso
     name: "leakyRelu's gradient 64×14×14×32 (stock: TF.js's where(x > 0, dy, dy·α); qgate: dy·step(x, α))",
     fn: () => tf.tidy(() => tf.mul(dAct, tf.step(act, 0.2))),
     stockFn: () => tf.tidy(() => tf.where(tf.greater(act, 0), dAct, tf.mul(dAct, 0.2))),
+  },
+  { name: 'sum over axes 0–2 of 64×14×14×32 (batch-norm statistics)', fn: () => tf.sum(act, [0, 1, 2]) },
+  { name: 'mean over axes 0–2 of 64×14×14×32', fn: () => tf.mean(act, [0, 1, 2]) },
+  { name: 'batchNorm 64×14×14×32, given mean and variance (FusedBatchNorm)', fn: () => tf.batchNorm(act, bnOffset, bnVariance, bnOffset, bnGamma, 1e-3) },
+  { name: 'batch norm with batch statistics, forward and gradient, 64×14×14×32', fn: batchNormGrad },
+  {
+    name: "Adam update of the MLP generator's 4 variables (114,064 weights; stock: tf.AdamOptimizer, qgate: one kernel per variable)",
+    fn: adamStep(new QgateAdamOptimizer(2e-4, 0.5, 0.999)),
+    stockFn: adamStep(new tf.AdamOptimizer(2e-4, 0.5, 0.999)),
   },
   {
     name: "topk k = 3 of 64×10,000 (Q's k-th nearest reference)",
