@@ -12,6 +12,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { QgateError } from '../errors.ts';
 import { logger, type Logger } from '../log.ts';
+import { installFusedOpGradients } from './fused-gradients.ts';
 import { registerQgateWasmKernels } from './wasm-kernels.ts';
 import { createThreadedWasmBackend, MAX_WASM_THREADS } from './wasm-threads.ts';
 
@@ -124,6 +125,7 @@ async function tryCandidate(c: Candidate, options: Required<BackendOptions>, log
  */
 export async function initBackend(choice: BackendChoice = 'auto', log: Logger = logger, options: BackendOptions = {}): Promise<BackendInfo> {
   if (active && (choice === 'auto' || choice === active.name)) return active;
+  installFusedOpGradients();
   const opts: Required<BackendOptions> = { wasmThreads: options.wasmThreads ?? 1 };
   if (choice !== 'auto') {
     const c = candidates[choice];

@@ -1,0 +1,113 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.ts';
+import { withStockFusedOps } from '../src/backend/fused-gradients.ts';
+import {
+  ARCHITECTURES, buildDiscriminator, buildGenerator, makeOptimizer, trainDiscriminatorOneStep, trainGeneratorOneStep,
+} from '../src/train/gan.ts';
+
+await initBackend('wasm');
+
+/** The values of every tensor `fn` returns, with nothing left allocated. */
+function values(fn: () => tf.Tensor | tf.Tensor[]): Float32Array[] {
+  const out = fn();
+  const list = Array.isArray(out) ? out : [out];
+  const data = list.map((t) => t.dataSync() as Float32Array);
+  tf.dispose(list);
+  return data;
+}
+
+/** Kernel names run by `fn`, counted. */
+async function kernelCounts(fn: () => tf.TensorContainer): Promise<Map<string, number>> {
+  const p = await tf.profile(() => fn());
+  tf.dispose(p.result as tf.TensorContainer);
+  const counts = new Map<string, number>();
+  for (const k of p.kernels) counts.set(k.name, (counts.get(k.name) ?? 0) + 1);
+  return counts;
+}
+
+const conv = (x: tf.Tensor4D, filter: tf.Tensor4D, bias?: tf.Tensor1D) =>
+  tf.fused.conv2d({ x, filter, bias, strides: 2, pad: 'same' }).square().sum();
+
+test('a fused conv2d gradient computes only the derivatives asked for, with the stock values', async () => {
+  const x = tf.randomNormal([4, 8, 8, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const filter = tf.randomNormal([4, 4, 3, 5], 0, 1, 'float32', 2) as tf.Tensor4D;
+  const bias = tf.randomNormal([5], 0, 1, 'float32', 3) as tf.Tensor1D;
+  const before = tf.memory().numTensors;
+
+  const gradX = () => tf.grad((xx: tf.Tensor) => conv(xx as tf.Tensor4D, filter, bias))(x);
+  const ours = await kernelCounts(gradX);
+  const stock = await kernelCounts(() => withStockFusedOps(gradX));
+  assert.equal(ours.get('Conv2DBackpropFilter') ?? 0, 0, 'no filter gradient when only the input gradient is asked for');
+  assert.equal(stock.get('Conv2DBackpropFilter'), 1, 'TF.js computes the filter gradient anyway');
+  assert.deepEqual(values(gradX), values(() => withStockFusedOps(gradX)));
+
+  const gradWeights = () => tf.grads((f: tf.Tensor, b: tf.Tensor) => conv(x, f as tf.Tensor4D, b as tf.Tensor1D))([filter, bias]);
+  const oursW = await kernelCounts(gradWeights);
+  assert.equal(oursW.get('Conv2DBackpropInput') ?? 0, 0, 'no input gradient when only the weights are asked for');
+  assert.equal((await kernelCounts(() => withStockFusedOps(gradWeights))).get('Conv2DBackpropInput'), 1);
+  assert.deepEqual(values(gradWeights), values(() => withStockFusedOps(gradWeights)));
+
+  const noBias = () => tf.grads((xx: tf.Tensor, f: tf.Tensor) => conv(xx as tf.Tensor4D, f as tf.Tensor4D))([x, filter]);
+  assert.deepEqual(values(noBias), values(() => withStockFusedOps(noBias)));
+  assert.equal(tf.memory().numTensors, before, 'gradients leave no tensors behind');
+  tf.dispose([x, filter, bias]);
+});
+
+test('a fused matMul gradient computes only the derivatives asked for, for every transpose', async () => {
+  const before = tf.memory().numTensors;
+  for (const [transposeA, transposeB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+    const a = tf.randomNormal(transposeA ? [7, 6] : [6, 7], 0, 1, 'float32', 4);
+    const b = tf.randomNormal(transposeB ? [5, 7] : [7, 5], 0, 1, 'float32', 5);
+    const bias = tf.randomNormal([5], 0, 1, 'float32', 6);
+    const f = (aa: tf.Tensor, bb: tf.Tensor, cc: tf.Tensor) =>
+      tf.fused.matMul({ a: aa as tf.Tensor2D, b: bb as tf.Tensor2D, bias: cc, transposeA, transposeB }).square().sum();
+    const all = () => tf.grads(f)([a, b, bias]);
+    assert.deepEqual(values(all), values(() => withStockFusedOps(all)), `transposeA ${transposeA}, transposeB ${transposeB}`);
+    // The forward pass is the _FusedMatMul kernel; the derivatives are BatchMatMul.
+    const onlyA = () => tf.grad((aa: tf.Tensor) => f(aa, b, bias))(a);
+    assert.equal((await kernelCounts(onlyA)).get('BatchMatMul'), 1, 'dA only');
+    assert.equal((await kernelCounts(() => withStockFusedOps(onlyA))).get('BatchMatMul'), 2, 'TF.js computes dB too');
+    assert.deepEqual(values(onlyA), values(() => withStockFusedOps(onlyA)));
+    tf.dispose([a, b, bias]);
+  }
+  assert.equal(tf.memory().numTensors, before);
+});
+
+test('outside a tape and with a non-linear activation, the fused ops are TF.js\'s own', async () => {
+  const x = tf.randomNormal([2, 6, 6, 2], 0, 1, 'float32', 7) as tf.Tensor4D;
+  const filter = tf.randomNormal([3, 3, 2, 4], 0, 1, 'float32', 8) as tf.Tensor4D;
+  const relu = () => tf.grad((xx: tf.Tensor) => tf.fused.conv2d({ x: xx as tf.Tensor4D, filter, strides: 1, pad: 'same', activation: 'relu' }).sum())(x);
+  assert.deepEqual(values(relu), values(() => withStockFusedOps(relu)));
+  const counts = await kernelCounts(() => tf.fused.conv2d({ x, filter, strides: 1, pad: 'same', activation: 'relu' }));
+  assert.equal(counts.get('FusedConv2D'), 1, 'inference keeps the fused kernel with its activation');
+  tf.dispose([x, filter]);
+});
+
+for (const arch of ARCHITECTURES) {
+  test(`${arch}: training steps give the same weights, bit for bit, as with TF.js's fused-op gradients`, async () => {
+    /** Three D and G steps from fixed seeds; returns every weight afterwards. Synchronous, so withStockFusedOps covers all of it. */
+    const train = (): Float32Array[] => {
+      const g = buildGenerator(arch, 100, 11);
+      const d = buildDiscriminator(arch, 12);
+      const [optG, optD] = [makeOptimizer(2e-4), makeOptimizer(2e-4)];
+      const real = tf.randomUniform([16, 28, 28, 1], -1, 1, 'float32', 13) as tf.Tensor4D;
+      for (let i = 0; i < 3; i++) {
+        const z = tf.randomNormal([16, 100], 0, 1, 'float32', 20 + i) as tf.Tensor2D;
+        trainDiscriminatorOneStep(g, d, optD, real, z);
+        trainGeneratorOneStep(g, d, optG, z, { quality: undefined as never, lambda: 0, alpha: 0.5, beta: 0.5 }, { measureQuality: false });
+        z.dispose();
+      }
+      const weights = [...g.getWeights(), ...d.getWeights()].map((w) => w.dataSync() as Float32Array);
+      for (const x of [g, d, optG, optD, real]) x.dispose();
+      return weights;
+    };
+    const before = tf.memory().numTensors;
+    const ours = train();
+    const stock = withStockFusedOps(train);
+    assert.equal(ours.length, stock.length);
+    ours.forEach((w, i) => assert.deepEqual(w, stock[i], `weight ${i}`));
+    assert.equal(tf.memory().numTensors, before, 'no tensors left behind');
+  });
+}
