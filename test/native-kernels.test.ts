@@ -111,6 +111,17 @@ test('Sum and Mean over leading axes, and batch norm and its gradient, give the 
     'batch norm, no offset or scale': () => tf.batchNorm(x, m, v, undefined, undefined, 1e-3),
     'batch norm, scalar parameters': () => tf.tidy(() => tf.batchNorm(x, tf.scalar(0.1), tf.scalar(2), tf.scalar(0.5), tf.scalar(3), 1e-3)),
     'batch norm\'s gradients': () => tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => tf.batchNorm(a, m, v, o, s, 1e-3))([x, scale, offset], dy),
+    'sum\'s gradient over [0, 1, 2]': () => tf.tidy(() => tf.grad((a: tf.Tensor) => tf.sum(a, [0, 1, 2]))(x, tf.tensor1d(values(12, 11)))),
+    'sum\'s gradient over axis 2, keepDims': () => tf.tidy(() => tf.grad((a: tf.Tensor) => tf.sum(a, 2, true))(x, tf.tensor4d(values(6 * 7 * 12, 12), [6, 7, 1, 12]))),
+    'mean\'s gradient over [0, 1, 2]': () => tf.tidy(() => tf.grad((a: tf.Tensor) => tf.mean(a, [0, 1, 2]))(x, tf.tensor1d(values(12, 13)))),
+    'mean\'s gradient over [1, 3]': () => tf.tidy(() => tf.grad((a: tf.Tensor) => tf.mean(a, [1, 3]))(x, tf.tensor2d(values(6 * 5, 14), [6, 5]))),
+    'mean\'s gradient of everything, NaN, ±0, ±∞ and subnormals in dy': () => tf.tidy(() => tf.grad((a: tf.Tensor) => tf.mean(a))(special, tf.scalar(NaN))),
+    'sum\'s gradient of special values': () => tf.tidy(() => tf.grad((a: tf.Tensor) => tf.sum(a, 1))(special, tf.tensor1d([-0, 1e-45, Infinity, -3.4e38, NaN]))),
+    'batch norm with batch statistics, forward and gradients': () => tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => {
+      const stats = tf.moments(a, [0, 1, 2]);
+      return tf.batchNorm(a, stats.mean, stats.variance, o, s, 1e-3);
+    })([x, scale, offset], dy),
+    'clone and cast to the same dtype': () => tf.tidy(() => [x.clone(), tf.cast(x, 'float32'), tf.cast(tf.cast(x, 'int32'), 'float32')]),
   };
   for (const [name, f] of Object.entries(cases)) {
     const [ours, theirs] = againstStock(f);

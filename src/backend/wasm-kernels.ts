@@ -319,6 +319,48 @@ function leakyReluGradient(original: tf.GradConfig): tf.GradConfig {
 }
 
 /**
+ * Sum's and Mean's gradients as one broadcast (the Tile kernel's block copies) of dy, divided by the
+ * count first for Mean. TF.js builds dy·ones(x.shape) instead: a ones array filled in JavaScript
+ * and copied to the heap (0.9 ms for batch norm's 64×14×14×32), a Multiply over it, and for Mean a
+ * division over the whole result. dy·1 is dy and every element is divided by the same count, so
+ * the values are the same bits.
+ */
+function reductionGradient(original: tf.GradConfig, kind: 'Sum' | 'Mean'): tf.GradConfig {
+  return {
+    ...original,
+    gradFunc: (dy, saved, attrs) => {
+      const [x] = saved as [tf.Tensor];
+      const d = dy as tf.Tensor;
+      if (tf.getBackend() !== 'wasm' || d.dtype !== 'float32') return original.gradFunc(dy, saved, attrs);
+      const { axis } = attrs as unknown as { axis: number | number[] };
+      const axes = tf.util.parseAxisParam(axis, x.shape);
+      const expandedShape = x.shape.map((n, i) => (axes.includes(i) ? 1 : n));
+      const count = axes.reduce((n, a) => n * x.shape[a]!, 1);
+      return {
+        x: () => {
+          const expanded = tf.reshape(d, expandedShape);
+          return tf.broadcastTo(kind === 'Mean' ? tf.div(expanded, count) : expanded, x.shape);
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Identity, and Cast to the same dtype, share the input's data as Reshape does instead of copying
+ * it. TF.js's engine clones every tensor a gradient saves (an Identity per saved tensor, 3.4 ms of
+ * copies per DCGAN step), and tf.moments casts float32 to float32. Tensors are immutable and no
+ * kernel writes into its inputs (qgate's Adam writes new buffers), so a shared buffer is safe.
+ */
+const shareKernel = (kernelName: 'Identity' | 'Cast'): KernelFunc => ({ inputs, backend, attrs }) => {
+  const { x } = inputs as { x: TensorInfo };
+  const dtype = kernelName === 'Cast' ? (attrs as unknown as { dtype: tf.DataType }).dtype : x.dtype;
+  if (x.dtype === 'string' || dtype !== x.dtype) return stock.get(kernelName)!.kernelFunc({ inputs, backend, attrs });
+  (backend as WasmBackend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+};
+
+/**
  * The number of leading axes reduced, if the reduced axes are exactly 0, 1, …, k − 1 in that order
  * with 0 < k < rank (the stock kernel sums in the order the axes are given).
  */
@@ -423,8 +465,9 @@ function withExplicitTranspose(original: KernelConfig): KernelFunc {
 }
 
 let registered = false;
-/** The stock kernels qgate replaced, kept so benchmarks can measure against them. */
+/** The stock kernels and gradients qgate replaced, kept so tests and benchmarks can compare. */
 const stock = new Map<string, KernelConfig | undefined>();
+const stockGradients = new Map<string, tf.GradConfig>();
 
 /**
  * Registers qgate's wasm kernels. Idempotent; call it after `@tensorflow/tfjs-backend-wasm` has been
@@ -447,6 +490,8 @@ export function registerQgateWasmKernels(): void {
   tf.registerKernel({ ...stockTopK, kernelFunc: topKKernel(stockTopK) });
   for (const [kernelName, kernelFunc] of [
     ['LeakyRelu', leakyReluKernel],
+    ['Identity', shareKernel('Identity')],
+    ['Cast', shareKernel('Cast')],
     ['Sum', reduceLeadingKernel('Sum')],
     ['Mean', reduceLeadingKernel('Mean')],
     ['FusedBatchNorm', fusedBatchNormKernel],
@@ -461,17 +506,27 @@ export function registerQgateWasmKernels(): void {
     // kernels that defer to it.
     tf.registerKernel({ ...original, kernelName, backendName: 'wasm', kernelFunc });
   }
-  const leakyReluGrad = tf.getGradient('LeakyRelu');
-  if (leakyReluGrad) tf.registerGradient(leakyReluGradient(leakyReluGrad));
+  for (const [name, wrap] of [
+    ['LeakyRelu', leakyReluGradient],
+    ['Sum', (g: tf.GradConfig) => reductionGradient(g, 'Sum')],
+    ['Mean', (g: tf.GradConfig) => reductionGradient(g, 'Mean')],
+  ] as const) {
+    const grad = tf.getGradient(name);
+    if (!grad) continue;
+    stockGradients.set(name, grad);
+    tf.registerGradient(wrap(grad));
+  }
   registered = true;
 }
 
 /**
- * Runs `fn` with TF.js's stock wasm kernels in place of qgate's (a kernel that was missing stays
- * qgate's), then puts qgate's back. For benchmarks only: the stock kernels are what qgate improves on.
+ * Runs `fn` with TF.js's stock wasm kernels and gradients in place of qgate's (a kernel that was
+ * missing stays qgate's), then puts qgate's back. For tests and benchmarks: the stock kernels are
+ * what qgate's must equal, and what they improve on.
  */
 export function withStockWasmKernels<T>(fn: () => T): T {
   const ours = [...stock.keys()].map((name) => tf.getKernel(name, 'wasm'));
+  const ourGradients = [...stockGradients.keys()].map((name) => tf.getGradient(name)!);
   const swap = (configs: Array<KernelConfig | undefined>) => {
     for (const c of configs) {
       if (!c) continue;
@@ -482,9 +537,11 @@ export function withStockWasmKernels<T>(fn: () => T): T {
     }
   };
   swap([...stock.values()]);
+  for (const g of stockGradients.values()) tf.registerGradient(g);
   try {
     return fn();
   } finally {
     swap(ours);
+    for (const g of ourGradients) tf.registerGradient(g);
   }
 }
