@@ -108,6 +108,10 @@ test('Sum and Mean over leading axes, and batch norm and its gradient, give the 
     'moments over [0, 1, 2]': () => { const r = tf.moments(x, [0, 1, 2]); return [r.mean, r.variance]; },
     'sum and mean of NaN, ±0, ±∞, subnormals, overflow': () => [tf.sum(special, 0), tf.mean(special, 0)],
     'batch norm, per-channel parameters': () => tf.batchNorm(x, m, v, offset, scale, 1e-3),
+    'batch norm, 6 channels (four in a vector, two after)': () => tf.tidy(() => {
+      const x6 = tf.tensor2d(values(9 * 6, 15), [9, 6]);
+      return tf.batchNorm(x6, tf.tensor1d(values(6, 16)), tf.abs(tf.tensor1d(values(6, 17))), tf.tensor1d(values(6, 18)), tf.tensor1d(values(6, 19)), 1e-3);
+    }),
     'batch norm, no offset or scale': () => tf.batchNorm(x, m, v, undefined, undefined, 1e-3),
     'batch norm, scalar parameters': () => tf.tidy(() => tf.batchNorm(x, tf.scalar(0.1), tf.scalar(2), tf.scalar(0.5), tf.scalar(3), 1e-3)),
     'batch norm\'s gradients': () => tf.grads((a: tf.Tensor, s: tf.Tensor, o: tf.Tensor) => tf.batchNorm(a, m, v, o, s, 1e-3))([x, scale, offset], dy),

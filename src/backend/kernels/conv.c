@@ -2,10 +2,10 @@
  * im2col and col2im for NHWC tensors, run on the TF.js wasm backend's own heap
  * (src/backend/native-kernels.ts loads this with the backend's memory as its import).
  *
- * They are the JavaScript functions im2colTransposed and col2im of src/backend/wasm-kernels.ts,
- * statement for statement: the same values written in the same order, so the same bits (the
- * tests compare them). As JavaScript they cost 2-4 ns per element and took about 6 ms each for
- * a DCGAN layer; compiled with 128-bit SIMD they take 1.2 and 0.3 ms.
+ * They compute what the JavaScript functions im2colTransposed and col2im of
+ * src/backend/wasm-kernels.ts compute: col2im statement for statement (the same sums in the same
+ * order), im2col the same copies in another order; so the same bits (the tests compare them).
+ * As JavaScript they cost 2-4 ns per element and took about 6 ms each for a DCGAN layer.
  *
  * Rules that keep them safe on a heap they do not own: no static data, no stack (only scalars,
  * which stay in wasm locals), no calls, no allocation. Every pointer is a tensor's byte offset
@@ -13,29 +13,60 @@
  */
 #include <wasm_simd128.h>
 
+/* The input pixel under tap (kh, kw) of the window at column n = (b, oh, ow), or 0 where the
+ * window hangs over the padding. */
+static inline const float *tap(const float *x, int n, int kh, int kw, int H, int W, int C, int Ho, int Wo,
+                               int sh, int sw, int top, int left) {
+  const int ow = n % Wo, t = n / Wo, oh = t % Ho, b = t / Ho;
+  const int ih = oh * sh + kh - top, iw = ow * sw + kw - left;
+  if (ih < 0 || ih >= H || iw < 0 || iw >= W) return 0;
+  return x + ((b * H + ih) * W + iw) * C;
+}
+
 /* Column n = (b, oh, ow) of the [KH*KW*C, N] matrix `out` gets the input values under the
- * filter at that output position, zero where the window hangs over the padding. */
+ * filter at that output position, zero where the window hangs over the padding.
+ * Four columns at a time: four channels of each column's pixel are loaded as one vector and the
+ * 4x4 block is transposed, so each row of `out` gets four adjacent values in one store instead of
+ * one value per cache line: 0.51 against 1.24 ms, one column at a time, for the DCGAN's 512 x 3136
+ * patch matrix. It only copies, so the values are the same whatever the order. */
 __attribute__((export_name("im2col_t")))
 void im2col_t(const float *x, float *out, int B, int H, int W, int C, int Ho, int Wo,
               int KH, int KW, int sh, int sw, int top, int left) {
   const int N = B * Ho * Wo;
+  const v128_t zero = wasm_f32x4_splat(0.0f);
   int n = 0;
-  for (int b = 0; b < B; b++)
-    for (int oh = 0; oh < Ho; oh++)
-      for (int ow = 0; ow < Wo; ow++, n++) {
-        float *o = out + n;
-        for (int kh = 0; kh < KH; kh++) {
-          const int ih = oh * sh + kh - top;
-          for (int kw = 0; kw < KW; kw++) {
-            const int iw = ow * sw + kw - left;
-            if (ih < 0 || ih >= H || iw < 0 || iw >= W) {
-              for (int c = 0; c < C; c++, o += N) *o = 0.0f;
-            } else {
-              const float *s = x + ((b * H + ih) * W + iw) * C;
-              for (int c = 0; c < C; c++, o += N) *o = s[c];
-            }
-          }
+  for (; n + 4 <= N; n += 4)
+    for (int kh = 0; kh < KH; kh++)
+      for (int kw = 0; kw < KW; kw++) {
+        const float *s0 = tap(x, n, kh, kw, H, W, C, Ho, Wo, sh, sw, top, left);
+        const float *s1 = tap(x, n + 1, kh, kw, H, W, C, Ho, Wo, sh, sw, top, left);
+        const float *s2 = tap(x, n + 2, kh, kw, H, W, C, Ho, Wo, sh, sw, top, left);
+        const float *s3 = tap(x, n + 3, kh, kw, H, W, C, Ho, Wo, sh, sw, top, left);
+        float *o = out + (kh * KW + kw) * C * N + n;
+        int c = 0;
+        for (; c + 4 <= C; c += 4, o += 4 * N) {
+          const v128_t a = s0 ? wasm_v128_load(s0 + c) : zero, b = s1 ? wasm_v128_load(s1 + c) : zero;
+          const v128_t e = s2 ? wasm_v128_load(s2 + c) : zero, d = s3 ? wasm_v128_load(s3 + c) : zero;
+          const v128_t ab_lo = wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), ab_hi = wasm_i32x4_shuffle(a, b, 2, 6, 3, 7);
+          const v128_t ed_lo = wasm_i32x4_shuffle(e, d, 0, 4, 1, 5), ed_hi = wasm_i32x4_shuffle(e, d, 2, 6, 3, 7);
+          wasm_v128_store(o, wasm_i64x2_shuffle(ab_lo, ed_lo, 0, 2));
+          wasm_v128_store(o + N, wasm_i64x2_shuffle(ab_lo, ed_lo, 1, 3));
+          wasm_v128_store(o + 2 * N, wasm_i64x2_shuffle(ab_hi, ed_hi, 0, 2));
+          wasm_v128_store(o + 3 * N, wasm_i64x2_shuffle(ab_hi, ed_hi, 1, 3));
         }
+        for (; c < C; c++, o += N) {
+          o[0] = s0 ? s0[c] : 0.0f;
+          o[1] = s1 ? s1[c] : 0.0f;
+          o[2] = s2 ? s2[c] : 0.0f;
+          o[3] = s3 ? s3[c] : 0.0f;
+        }
+      }
+  for (; n < N; n++)
+    for (int kh = 0; kh < KH; kh++)
+      for (int kw = 0; kw < KW; kw++) {
+        const float *s = tap(x, n, kh, kw, H, W, C, Ho, Wo, sh, sw, top, left);
+        float *o = out + (kh * KW + kw) * C * N + n;
+        for (int c = 0; c < C; c++, o += N) *o = s ? s[c] : 0.0f;
       }
 }
 

@@ -35,15 +35,37 @@ void mean_leading(const float *x, float *out, int rows, int cols) {
  * parameters, as the stock kernel computes it:
  *   out = offset + (x - mean) * scale / sqrtf(variance + epsilon)
  * where (x - mean) * scale is float, the square root is float, and the division and the addition
- * are in double (the stock kernel keeps the square roots in a vector<double>). */
+ * are in double (the stock kernel keeps the square roots in a vector<double>).
+ * Four channels at a time down all rows, so each channel's parameters and square root are computed
+ * once and the double divisions run two to a vector: the same operations on the same values. */
 __attribute__((export_name("batch_norm")))
 void batch_norm(const float *x, const float *mean, int mean_stride, const float *variance, int variance_stride,
                 const float *offset, int offset_stride, int has_offset, const float *scale, int scale_stride,
                 int has_scale, float epsilon, float *out, int rows, int C) {
+  int c0 = 0;
+  for (; c0 + 4 <= C; c0 += 4) {
+    float m[4], s[4], b[4], f[4];
+    for (int j = 0; j < 4; j++) {
+      const int c = c0 + j;
+      m[j] = mean[c * mean_stride];
+      s[j] = has_scale ? scale[c * scale_stride] : 1.0f;
+      b[j] = has_offset ? offset[c * offset_stride] : 0.0f;
+      f[j] = __builtin_sqrtf(variance[c * variance_stride] + epsilon);
+    }
+    const v128_t vm = wasm_f32x4_make(m[0], m[1], m[2], m[3]), vs = wasm_f32x4_make(s[0], s[1], s[2], s[3]);
+    const v128_t b_lo = wasm_f64x2_make(b[0], b[1]), b_hi = wasm_f64x2_make(b[2], b[3]);
+    const v128_t f_lo = wasm_f64x2_make(f[0], f[1]), f_hi = wasm_f64x2_make(f[2], f[3]);
+    for (int r = 0; r < rows; r++) {
+      const v128_t centered = wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + r * C + c0), vm), vs);
+      const v128_t lo = wasm_f64x2_add(b_lo, wasm_f64x2_div(wasm_f64x2_promote_low_f32x4(centered), f_lo));
+      const v128_t hi = wasm_f64x2_add(b_hi, wasm_f64x2_div(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(centered, centered, 2, 3, 0, 1)), f_hi));
+      wasm_v128_store(out + r * C + c0, wasm_i32x4_shuffle(wasm_f32x4_demote_f64x2_zero(lo), wasm_f32x4_demote_f64x2_zero(hi), 0, 1, 4, 5));
+    }
+  }
   for (int r = 0; r < rows; r++) {
     const float *xr = x + r * C;
     float *o = out + r * C;
-    for (int c = 0; c < C; c++) {
+    for (int c = c0; c < C; c++) {
       const float s = has_scale ? scale[c * scale_stride] : 1.0f;
       const float b = has_offset ? offset[c * offset_stride] : 0.0f;
       const double factor = (double)__builtin_sqrtf(variance[c * variance_stride] + epsilon);
