@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
@@ -8,6 +8,10 @@ import {
 } from '../src/train/gan.ts';
 
 await initBackend('wasm');
+// Some tests switch to the cpu backend; every test starts from wasm whatever the last one did.
+afterEach(async () => {
+  await tf.setBackend('wasm');
+});
 
 /** The values of every tensor `fn` returns, with nothing left allocated. */
 function values(fn: () => tf.Tensor | tf.Tensor[]): Float32Array[] {
@@ -30,30 +34,33 @@ async function kernelCounts(fn: () => tf.TensorContainer): Promise<Map<string, n
 const conv = (x: tf.Tensor4D, filter: tf.Tensor4D, bias?: tf.Tensor1D) =>
   tf.fused.conv2d({ x, filter, bias, strides: 2, pad: 'same' }).square().sum();
 
-test('a fused conv2d gradient computes only the derivatives asked for, with the stock values', async () => {
-  const x = tf.randomNormal([4, 8, 8, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
-  const filter = tf.randomNormal([4, 4, 3, 5], 0, 1, 'float32', 2) as tf.Tensor4D;
-  const bias = tf.randomNormal([5], 0, 1, 'float32', 3) as tf.Tensor1D;
-  const before = tf.memory().numTensors;
+for (const backend of ['wasm', 'cpu']) {
+  test(`a fused conv2d gradient computes only the derivatives asked for, with the stock values (${backend})`, async () => {
+    await tf.setBackend(backend);
+    const x = tf.randomNormal([4, 8, 8, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const filter = tf.randomNormal([4, 4, 3, 5], 0, 1, 'float32', 2) as tf.Tensor4D;
+    const bias = tf.randomNormal([5], 0, 1, 'float32', 3) as tf.Tensor1D;
+    const before = tf.memory().numTensors;
 
-  const gradX = () => tf.grad((xx: tf.Tensor) => conv(xx as tf.Tensor4D, filter, bias))(x);
-  const ours = await kernelCounts(gradX);
-  const stock = await kernelCounts(() => withStockFusedOps(gradX));
-  assert.equal(ours.get('Conv2DBackpropFilter') ?? 0, 0, 'no filter gradient when only the input gradient is asked for');
-  assert.equal(stock.get('Conv2DBackpropFilter'), 1, 'TF.js computes the filter gradient anyway');
-  assert.deepEqual(values(gradX), values(() => withStockFusedOps(gradX)));
+    const gradX = () => tf.grad((xx: tf.Tensor) => conv(xx as tf.Tensor4D, filter, bias))(x);
+    const ours = await kernelCounts(gradX);
+    const stock = await kernelCounts(() => withStockFusedOps(gradX));
+    assert.equal(ours.get('Conv2DBackpropFilter') ?? 0, 0, 'no filter gradient when only the input gradient is asked for');
+    assert.equal(stock.get('Conv2DBackpropFilter'), 1, 'TF.js computes the filter gradient anyway');
+    assert.deepEqual(values(gradX), values(() => withStockFusedOps(gradX)));
 
-  const gradWeights = () => tf.grads((f: tf.Tensor, b: tf.Tensor) => conv(x, f as tf.Tensor4D, b as tf.Tensor1D))([filter, bias]);
-  const oursW = await kernelCounts(gradWeights);
-  assert.equal(oursW.get('Conv2DBackpropInput') ?? 0, 0, 'no input gradient when only the weights are asked for');
-  assert.equal((await kernelCounts(() => withStockFusedOps(gradWeights))).get('Conv2DBackpropInput'), 1);
-  assert.deepEqual(values(gradWeights), values(() => withStockFusedOps(gradWeights)));
+    const gradWeights = () => tf.grads((f: tf.Tensor, b: tf.Tensor) => conv(x, f as tf.Tensor4D, b as tf.Tensor1D))([filter, bias]);
+    const oursW = await kernelCounts(gradWeights);
+    assert.equal(oursW.get('Conv2DBackpropInput') ?? 0, 0, 'no input gradient when only the weights are asked for');
+    assert.equal((await kernelCounts(() => withStockFusedOps(gradWeights))).get('Conv2DBackpropInput'), 1);
+    assert.deepEqual(values(gradWeights), values(() => withStockFusedOps(gradWeights)));
 
-  const noBias = () => tf.grads((xx: tf.Tensor, f: tf.Tensor) => conv(xx as tf.Tensor4D, f as tf.Tensor4D))([x, filter]);
-  assert.deepEqual(values(noBias), values(() => withStockFusedOps(noBias)));
-  assert.equal(tf.memory().numTensors, before, 'gradients leave no tensors behind');
-  tf.dispose([x, filter, bias]);
-});
+    const noBias = () => tf.grads((xx: tf.Tensor, f: tf.Tensor) => conv(xx as tf.Tensor4D, f as tf.Tensor4D))([x, filter]);
+    assert.deepEqual(values(noBias), values(() => withStockFusedOps(noBias)));
+    assert.equal(tf.memory().numTensors, before, 'gradients leave no tensors behind');
+    tf.dispose([x, filter, bias]);
+  });
+}
 
 test('a fused matMul gradient computes only the derivatives asked for, for every transpose', async () => {
   const before = tf.memory().numTensors;
@@ -85,29 +92,36 @@ test('outside a tape and with a non-linear activation, the fused ops are TF.js\'
   tf.dispose([x, filter]);
 });
 
-for (const arch of ARCHITECTURES) {
-  test(`${arch}: training steps give the same weights, bit for bit, as with TF.js's fused-op gradients`, async () => {
-    /** Three D and G steps from fixed seeds; returns every weight afterwards. Synchronous, so withStockFusedOps covers all of it. */
-    const train = (): Float32Array[] => {
-      const g = buildGenerator(arch, 100, 11);
-      const d = buildDiscriminator(arch, 12);
-      const [optG, optD] = [makeOptimizer(2e-4), makeOptimizer(2e-4)];
-      const real = tf.randomUniform([16, 28, 28, 1], -1, 1, 'float32', 13) as tf.Tensor4D;
-      for (let i = 0; i < 3; i++) {
-        const z = tf.randomNormal([16, 100], 0, 1, 'float32', 20 + i) as tf.Tensor2D;
-        trainDiscriminatorOneStep(g, d, optD, real, z);
-        trainGeneratorOneStep(g, d, optG, z, { quality: undefined as never, lambda: 0, alpha: 0.5, beta: 0.5 }, { measureQuality: false });
-        z.dispose();
-      }
-      const weights = [...g.getWeights(), ...d.getWeights()].map((w) => w.dataSync() as Float32Array);
-      for (const x of [g, d, optG, optD, real]) x.dispose();
-      return weights;
-    };
-    const before = tf.memory().numTensors;
-    const ours = train();
-    const stock = withStockFusedOps(train);
-    assert.equal(ours.length, stock.length);
-    ours.forEach((w, i) => assert.deepEqual(w, stock[i], `weight ${i}`));
-    assert.equal(tf.memory().numTensors, before, 'no tensors left behind');
-  });
+/** Three D and G steps from fixed seeds; returns every weight afterwards. Synchronous, so withStockFusedOps covers all of it. */
+function trainThreeSteps(arch: (typeof ARCHITECTURES)[number], batch: number): Float32Array[] {
+  const g = buildGenerator(arch, 100, 11);
+  const d = buildDiscriminator(arch, 12);
+  const [optG, optD] = [makeOptimizer(2e-4), makeOptimizer(2e-4)];
+  const real = tf.randomUniform([batch, 28, 28, 1], -1, 1, 'float32', 13) as tf.Tensor4D;
+  for (let i = 0; i < 3; i++) {
+    const z = tf.randomNormal([batch, 100], 0, 1, 'float32', 20 + i) as tf.Tensor2D;
+    trainDiscriminatorOneStep(g, d, optD, real, z);
+    trainGeneratorOneStep(g, d, optG, z, { quality: undefined as never, lambda: 0, alpha: 0.5, beta: 0.5 }, { measureQuality: false });
+    z.dispose();
+  }
+  const weights = [...g.getWeights(), ...d.getWeights()].map((w) => w.dataSync() as Float32Array);
+  for (const x of [g, d, optG, optD, real]) x.dispose();
+  return weights;
+}
+
+// On wasm (the default, with qgate's kernels) and on the cpu backend: the gradients are registered
+// for every backend. The cpu backend's conv filter gradient takes about a second even at batch 4,
+// so there only the MLP trains; the conv gradient's test below runs on both.
+for (const backend of ['wasm', 'cpu']) {
+  for (const arch of backend === 'cpu' ? (['mlp'] as const) : ARCHITECTURES) {
+    test(`${arch} on ${backend}: training steps give the same weights, bit for bit, as with TF.js's fused-op gradients`, async () => {
+      await tf.setBackend(backend);
+      const before = tf.memory().numTensors;
+      const ours = trainThreeSteps(arch, 16);
+      const stock = withStockFusedOps(() => trainThreeSteps(arch, 16));
+      assert.equal(ours.length, stock.length);
+      ours.forEach((w, i) => assert.deepEqual(w, stock[i], `weight ${i}`));
+      assert.equal(tf.memory().numTensors, before, 'no tensors left behind');
+    });
+  }
 }
