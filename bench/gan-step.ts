@@ -7,12 +7,19 @@
  * `-- --profile`: also a `tf.profile` of one λ = 0 step per architecture (Q not measured, as the
  * trainer runs it between log lines): time per kernel, and how much of it is matmul and convolution
  * arithmetic (XNNPACK) rather than everything around it.
+ *
+ * `-- --against fused` / `-- --against copies`: then an A/B in this process, rounds alternating
+ * between qgate's path and TF.js's for one change: `fused`, TF.js's fused conv2d and matMul ops
+ * (every derivative computed; fused-gradients.ts); `copies`, the stock wasm Identity and Cast
+ * (which copy) and TF.js's Sum and Mean gradients (dy·ones). Prints each round's median step.
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, wasmThreadsFor } from '../src/backend/index.ts';
 import { loadConfig } from '../src/config.ts';
 import { loadQuality } from '../src/quality/index.ts';
 import { summarizeProfile } from './profile.ts';
+import { withStockFusedOps } from '../src/backend/fused-gradients.ts';
+import { withStockWasmKernels } from '../src/backend/wasm-kernels.ts';
 import { ARCHITECTURES, buildDiscriminator, buildGenerator, makeOptimizer, trainDiscriminatorOneStep, trainGeneratorOneStep } from '../src/train/gan.ts';
 
 const config = loadConfig(process.env);
@@ -56,6 +63,52 @@ for (const arch of ARCHITECTURES) {
     for (const x of [g, d, optG, optD, real, z]) x.dispose();
   }
 }
-quality.dispose();
-
 for (const p of profiles) console.log(p);
+
+const AGAINST: Record<string, <T>(fn: () => T) => T> = {
+  fused: withStockFusedOps,
+  copies: (fn) => withStockWasmKernels(fn, { kernels: ['Identity', 'Cast'], gradients: ['Sum', 'Mean'] }),
+};
+const againstAt = process.argv.indexOf('--against');
+if (againstAt >= 0) {
+  const name = process.argv[againstAt + 1] ?? '';
+  const theirs = AGAINST[name];
+  if (!theirs) throw new Error(`--against takes one of: ${Object.keys(AGAINST).join(', ')}`);
+  const ROUNDS = 8;
+  console.log(`\nA/B against TF.js's ${name === 'fused' ? 'fused ops' : 'copying Identity/Cast and Sum/Mean gradients'}: λ = 0 step (D + G), median per round, rounds alternating which side goes first`);
+  console.log('| arch | qgate (ms) | TF.js (ms) | ratio of medians |\n|---|---|---|---|');
+  for (const arch of ARCHITECTURES) {
+    const g = buildGenerator(arch, 100, 1);
+    const d = buildDiscriminator(arch, 1);
+    const [optG, optD] = [makeOptimizer(1e-3), makeOptimizer(5e-4)];
+    const real = tf.randomUniform([64, 28, 28, 1], -1, 1, 'float32', 1) as tf.Tensor4D;
+    const z = tf.randomNormal([64, 100], 0, 1, 'float32', 2) as tf.Tensor2D;
+    const penalty = { quality, lambda: 0, alpha: 0.5, beta: 0.5 };
+    const step = () => {
+      trainDiscriminatorOneStep(g, d, optD, real, z);
+      trainGeneratorOneStep(g, d, optG, z, penalty, { measureQuality: false });
+    };
+    const steps = arch === 'mlp' ? 20 : 8;
+    const roundMedian = (run: () => void) => {
+      const t: number[] = [];
+      for (let i = 0; i < steps; i++) {
+        const t0 = performance.now();
+        run();
+        t.push(performance.now() - t0);
+      }
+      return t.sort((x, y) => x - y)[t.length >> 1]!;
+    };
+    for (let i = 0; i < WARMUP; i++) { step(); theirs(step); }
+    const ours: number[] = [];
+    const stock: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const pair = [() => ours.push(roundMedian(step)), () => stock.push(roundMedian(() => theirs(step)))];
+      for (const f of r % 2 ? pair.reverse() : pair) f();
+    }
+    const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+    const list = (a: number[]) => a.map((x) => x.toFixed(1)).join(', ');
+    console.log(`| ${arch} | ${list(ours)} | ${list(stock)} | ${(med(ours) / med(stock)).toFixed(2)} |`);
+    for (const x of [g, d, optG, optD, real, z]) x.dispose();
+  }
+}
+quality.dispose();

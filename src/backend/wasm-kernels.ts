@@ -521,12 +521,15 @@ export function registerQgateWasmKernels(): void {
 
 /**
  * Runs `fn` with TF.js's stock wasm kernels and gradients in place of qgate's (a kernel that was
- * missing stays qgate's), then puts qgate's back. For tests and benchmarks: the stock kernels are
- * what qgate's must equal, and what they improve on.
+ * missing stays qgate's), then puts qgate's back; `only` limits the swap to the kernels and
+ * gradients it names. For tests and benchmarks: the stock kernels are what qgate's must equal, and
+ * what they improve on.
  */
-export function withStockWasmKernels<T>(fn: () => T): T {
-  const ours = [...stock.keys()].map((name) => tf.getKernel(name, 'wasm'));
-  const ourGradients = [...stockGradients.keys()].map((name) => tf.getGradient(name)!);
+export function withStockWasmKernels<T>(fn: () => T, only?: { kernels?: string[]; gradients?: string[] }): T {
+  const kernelNames = [...stock.keys()].filter((name) => !only || (only.kernels ?? []).includes(name));
+  const gradientNames = [...stockGradients.keys()].filter((name) => !only || (only.gradients ?? []).includes(name));
+  const ours = kernelNames.map((name) => tf.getKernel(name, 'wasm'));
+  const ourGradients = gradientNames.map((name) => tf.getGradient(name)!);
   const swap = (configs: Array<KernelConfig | undefined>) => {
     for (const c of configs) {
       if (!c) continue;
@@ -536,8 +539,8 @@ export function withStockWasmKernels<T>(fn: () => T): T {
       c.setupFunc?.(tf.backend());
     }
   };
-  swap([...stock.values()]);
-  for (const g of stockGradients.values()) tf.registerGradient(g);
+  swap(kernelNames.map((name) => stock.get(name)));
+  for (const name of gradientNames) tf.registerGradient(stockGradients.get(name)!);
   try {
     return fn();
   } finally {
