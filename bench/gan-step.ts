@@ -8,10 +8,11 @@
  * trainer runs it between log lines): time per kernel, and how much of it is matmul and convolution
  * arithmetic (XNNPACK) rather than everything around it.
  *
- * `-- --against fused` / `-- --against copies`: then an A/B in this process, rounds alternating
- * between qgate's path and TF.js's for one change: `fused`, TF.js's fused conv2d and matMul ops
- * (every derivative computed; fused-gradients.ts); `copies`, the stock wasm Identity and Cast
- * (which copy) and TF.js's Sum and Mean gradients (dy·ones). Prints each round's median step.
+ * `-- --against NAME`: then an A/B in this process, rounds alternating between qgate's path and
+ * TF.js's for one change: `fused`, TF.js's fused conv2d and matMul ops (every derivative computed;
+ * fused-gradients.ts); `copies`, the stock wasm Identity and Cast (which copy) and TF.js's Sum and
+ * Mean gradients (dy·ones); `tanh`, the stock Tanh kernel (scalar tanhf) and TF.js's Tanh gradient;
+ * `transpose`, the stock Transpose kernel. Prints each round's median step.
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, wasmThreadsFor } from '../src/backend/index.ts';
@@ -65,17 +66,20 @@ for (const arch of ARCHITECTURES) {
 }
 for (const p of profiles) console.log(p);
 
-const AGAINST: Record<string, <T>(fn: () => T) => T> = {
-  fused: withStockFusedOps,
-  copies: (fn) => withStockWasmKernels(fn, { kernels: ['Identity', 'Cast'], gradients: ['Sum', 'Mean'] }),
+const AGAINST: Record<string, { what: string; run: <T>(fn: () => T) => T }> = {
+  fused: { what: 'fused ops', run: withStockFusedOps },
+  copies: { what: 'copying Identity/Cast and Sum/Mean gradients', run: (fn) => withStockWasmKernels(fn, { kernels: ['Identity', 'Cast'], gradients: ['Sum', 'Mean'] }) },
+  tanh: { what: 'Tanh kernel and gradient', run: (fn) => withStockWasmKernels(fn, { kernels: ['Tanh'], gradients: ['Tanh'] }) },
+  transpose: { what: 'Transpose kernel (under the transposed matmuls)', run: (fn) => withStockWasmKernels(fn, { kernels: ['Transpose'] }) },
 };
 const againstAt = process.argv.indexOf('--against');
 if (againstAt >= 0) {
   const name = process.argv[againstAt + 1] ?? '';
-  const theirs = AGAINST[name];
-  if (!theirs) throw new Error(`--against takes one of: ${Object.keys(AGAINST).join(', ')}`);
+  const against = AGAINST[name];
+  if (!against) throw new Error(`--against takes one of: ${Object.keys(AGAINST).join(', ')}`);
+  const theirs = against.run;
   const ROUNDS = 8;
-  console.log(`\nA/B against TF.js's ${name === 'fused' ? 'fused ops' : 'copying Identity/Cast and Sum/Mean gradients'}: λ = 0 step (D + G), median per round, rounds alternating which side goes first`);
+  console.log(`\nA/B against TF.js's ${against.what}: λ = 0 step (D + G), median per round, rounds alternating which side goes first`);
   console.log('| arch | qgate (ms) | TF.js (ms) | ratio of medians |\n|---|---|---|---|');
   for (const arch of ARCHITECTURES) {
     const g = buildGenerator(arch, 100, 1);

@@ -1,6 +1,10 @@
 /**
  * `npm run bench:kernels`: qgate's wasm kernels against TF.js's stock wasm kernels, on the shapes
  * GAN and LeNet training hit. Prints a markdown table; medians of repeated calls in one process.
+ *
+ * `-- --exhaustive-tanh`: instead, runs qgate's Tanh and the stock one on every float32 (2^32
+ * values, about two minutes) and prints how many results differ in any bit (NaN counts as equal to
+ * any NaN). The test suite checks a sample of every range; this checks them all.
  */
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -11,6 +15,32 @@ import { QgateAdamOptimizer } from '../src/backend/adam.ts';
 
 await initBackend('wasm');
 const REPS = 15;
+
+if (process.argv.includes('--exhaustive-tanh')) {
+  const CHUNK = 1 << 22;
+  const patterns = new Uint32Array(CHUNK);
+  const isNaN32 = (p: number) => (p & 0x7fffffff) > 0x7f800000;
+  let differing = 0;
+  const t0 = performance.now();
+  for (let base = 0; base < 2 ** 32; base += CHUNK) {
+    for (let i = 0; i < CHUNK; i++) patterns[i] = base + i;
+    const x = tf.tensor1d(new Float32Array(patterns.buffer));
+    const read = (t: tf.Tensor) => {
+      const out = new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer);
+      t.dispose();
+      return out;
+    };
+    const ours = read(tf.tanh(x));
+    const theirs = withStockWasmKernels(() => read(tf.tanh(x)));
+    x.dispose();
+    for (let i = 0; i < CHUNK; i++) {
+      if (ours[i] === theirs[i] || (isNaN32(ours[i]!) && isNaN32(theirs[i]!))) continue;
+      if (differing++ < 10) console.log(`differs: x = 0x${patterns[i]!.toString(16)}, stock 0x${theirs[i]!.toString(16)}, qgate 0x${ours[i]!.toString(16)}`);
+    }
+  }
+  console.log(`tanh on all 2^32 float32 values: ${differing} differ from the stock kernel (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+  process.exit(differing === 0 ? 0 : 1);
+}
 
 function medianMs(fn: () => tf.Tensor): number {
   for (let i = 0; i < 3; i++) fn().dispose();
@@ -40,6 +70,9 @@ const bnScale = r([1, 1, 1, 32]);
 const act = r([64, 14, 14, 32]);
 const dAct = r([64, 14, 14, 32]);
 const d2 = r([64, 10000]);
+// G's pre-activations at its tanh output: N(0, 1.5²) covers every branch of tanhf.
+const gPre = tf.mul(r([64, 784]), 1.5);
+const gDy = r([64, 784]);
 const bnOffset = r([32]);
 const bnGamma = r([32]);
 const bnVariance = tf.abs(r([32]));
@@ -86,6 +119,8 @@ const cases: Array<{ name: string; fn: () => tf.Tensor; stockFn?: () => tf.Tenso
     fn: () => tf.tidy(() => tf.mul(dAct, tf.step(act, 0.2))),
     stockFn: () => tf.tidy(() => tf.where(tf.greater(act, 0), dAct, tf.mul(dAct, 0.2))),
   },
+  { name: "tanh 64×784, N(0, 1.5²) (the generators' output)", fn: () => tf.tanh(gPre) },
+  { name: "tanh's gradient 64×784 (stock: Square, Sub, Multiply; qgate: one kernel)", fn: () => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.tanh(v))(gPre, gDy)) },
   { name: 'sum over axes 0–2 of 64×14×14×32 (batch-norm statistics)', fn: () => tf.sum(act, [0, 1, 2]) },
   { name: 'mean over axes 0–2 of 64×14×14×32', fn: () => tf.mean(act, [0, 1, 2]) },
   { name: 'batchNorm 64×14×14×32, given mean and variance (FusedBatchNorm)', fn: () => tf.batchNorm(act, bnOffset, bnVariance, bnOffset, bnGamma, 1e-3) },

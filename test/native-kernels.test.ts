@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, cpSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, cpSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -71,7 +71,9 @@ test('the committed kernels are what scripts/build-wasm-kernels.sh builds from t
     cpSync('scripts', path.join(dir, 'scripts'), { recursive: true });
     cpSync('src/backend/kernels', path.join(dir, 'src/backend/kernels'), { recursive: true, filter: (f) => !f.endsWith('.wasm') });
     execFileSync('sh', [path.join(dir, 'scripts/build-wasm-kernels.sh')], { stdio: 'pipe' });
-    for (const file of ['conv.wasm', 'conv-shared.wasm', 'norm.wasm', 'norm-shared.wasm', 'optim.wasm', 'optim-shared.wasm']) {
+    const kernels = readdirSync('src/backend/kernels').filter((f) => f.endsWith('.c')).map((f) => f.slice(0, -2));
+    assert.ok(kernels.length >= 4, 'the kernel sources are found');
+    for (const file of kernels.flatMap((k) => [`${k}.wasm`, `${k}-shared.wasm`])) {
       assert.ok(readFileSync(path.join(dir, 'src/backend/kernels', file)).equals(readFileSync(path.join('src/backend/kernels', file))), `${file} matches a rebuild`);
     }
   } finally {
@@ -133,6 +135,71 @@ test('Sum and Mean over leading axes, and batch norm and its gradient, give the 
   }
   assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
   tf.dispose([x, special, m, v, offset, scale, dy]);
+});
+
+test('the compiled transpose moves every element where the stock Transpose kernel does, in matmuls too', () => {
+  const stockTranspose = <T>(f: () => T) => withStockWasmKernels(f, { kernels: ['Transpose'] });
+  const read = (f: () => tf.Tensor) => tf.tidy(() => bits(f().dataSync() as Float32Array));
+  const before = tf.memory().numTensors;
+  // Rows and columns that are and are not multiples of 4, a batch, a single row or column; and
+  // permutations other than the last two axes' swap, which stay with the stock kernel.
+  const cases: Array<[number[], number[]]> = [
+    [[128, 784], [1, 0]], [[7, 9], [1, 0]], [[3, 5, 6], [0, 2, 1]], [[1, 13], [1, 0]], [[13, 1], [1, 0]],
+    [[2, 4, 4], [0, 2, 1]], [[3, 5, 6], [1, 0, 2]], [[2, 3, 4, 5], [0, 1, 3, 2]], [[2, 3, 4, 5], [3, 2, 1, 0]],
+  ];
+  for (const [shape, perm] of cases) {
+    const x = tf.tensor(values(tf.util.sizeFromShape(shape), 23), shape);
+    const ours = read(() => tf.transpose(x, perm));
+    assert.deepEqual(ours, stockTranspose(() => read(() => tf.transpose(x, perm))), `shape ${shape.join('×')}, perm ${perm.join(',')}`);
+    x.dispose();
+  }
+  // Matmuls with transposed operands transpose them first: the same products either way.
+  const a = tf.tensor2d(values(64 * 130, 24), [64, 130]);
+  const b = tf.tensor2d(values(130 * 33, 25), [33, 130]);
+  const c = tf.tensor2d(values(130 * 64, 26), [130, 64]);
+  const products: Array<[string, () => tf.Tensor]> = [
+    ['a·bᵀ', () => tf.matMul(a, b, false, true)],
+    ['cᵀ·bᵀ', () => tf.matMul(c, b, true, true)],
+    ['aᵀ·a', () => tf.matMul(a, a, true, false)],
+  ];
+  for (const [name, f] of products) assert.deepEqual(read(f), stockTranspose(() => read(f)), name);
+  tf.dispose([a, b, c]);
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
+});
+
+/** Float32 values from their bit patterns. */
+const fromBits = (patterns: number[]) => new Float32Array(Uint32Array.from(patterns).buffer);
+
+test('the compiled tanh gives the stock kernel\'s exact bits in every range, and its gradient too', () => {
+  // Every 4099th bit pattern of each sign (all exponents, subnormals, ±∞ and NaN), plus each side
+  // of every boundary tanh and its expm1 branch on: |x| = log(5/3)/2, log(3)/2, 10, 2^-126, and
+  // 2|x| = 2^-25, 0.5·ln2, 1.5·ln2.
+  const patterns: number[] = [];
+  for (let p = 0; p <= 0x7fffffff; p += 4099) patterns.push(p, (p | 0x80000000) >>> 0);
+  for (const b of [0x3e82c578, 0x3f0c9f54, 0x41200000, 0x00800000, 0x32800000, 0x3e317218, 0x3f051592, 0x7f800000]) {
+    for (let d = -2; d <= 2; d++) patterns.push(b + d, ((b + d) | 0x80000000) >>> 0);
+  }
+  const isNaN32 = (p: number) => (p & 0x7fffffff) > 0x7f800000;
+  // NaN's payload and sign are not specified (wasm may return any NaN); that it is NaN is.
+  const canonical = (rows: number[][]) => rows.map((r) => r.map((p) => (isNaN32(p) ? 0x7fc00000 : p)));
+  const before = tf.memory().numTensors;
+  // Lengths 4k + 1, 4k + 2 and 4k + 3 reach the kernel's tail.
+  for (const length of [patterns.length, 5, 6, 7, 1]) {
+    const x = tf.tensor1d(fromBits(patterns.slice(0, length)));
+    const [ours, theirs] = againstStock(() => tf.tanh(x));
+    assert.deepEqual(canonical(ours), canonical(theirs), `tanh of ${length} values`);
+    x.dispose();
+  }
+  const x = tf.tensor2d(values(64 * 7 + 3, 21).map((v) => v * 6), [1, 64 * 7 + 3]);
+  const dy = tf.tensor2d(values(x.size, 22), x.shape);
+  // Through a chain, so dy is not the caller's tensor: tanh(tanh(x)·2).
+  const [ours, theirs] = againstStock(() => tf.tidy(() => [
+    tf.grad((a: tf.Tensor) => tf.tanh(a))(x, dy),
+    tf.grad((a: tf.Tensor) => tf.tanh(tf.tanh(a).mul(2)))(x, dy),
+  ]));
+  assert.deepEqual(ours, theirs, 'tanh\'s gradient');
+  tf.dispose([x, dy]);
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
 });
 
 test('Adam with fused updates trains to the same bits as TF.js\'s AdamOptimizer, and keeps its weights\' names', async () => {

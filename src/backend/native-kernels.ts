@@ -51,6 +51,11 @@ export interface NativeKernels {
     offset: number, offsetStride: number, hasOffset: number, scale: number, scaleStride: number, hasScale: number,
     epsilon: number, out: number, rows: number, C: number,
   ): void;
+  /** tanh.c: tanh with the stock kernel's bits, and its gradient (1 − y²)·dy. */
+  tanh(x: number, out: number, n: number): void;
+  tanhGrad(y: number, dy: number, out: number, n: number): void;
+  /** transpose.c: out[b][c][r] = in[b][r][c]. */
+  transpose(x: number, out: number, batch: number, rows: number, cols: number): void;
 }
 
 export function convGeometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
@@ -89,6 +94,8 @@ function instantiate(backend: BackendInternals): NativeKernels {
   const conv = load('conv');
   const norm = load('norm');
   const optim = load('optim');
+  const tanh = load('tanh');
+  const layout = load('transpose');
   return {
     offset: (t) => {
       const entry = backend.dataIdMap.get(t.dataId);
@@ -101,5 +108,8 @@ function instantiate(backend: BackendInternals): NativeKernels {
     meanLeading: norm.mean_leading!,
     batchNorm: norm.batch_norm!,
     adam: optim.adam!,
+    tanh: tanh.tanh!,
+    tanhGrad: tanh.tanh_grad!,
+    transpose: layout.transpose!,
   };
 }
