@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { QgateAdamOptimizer } from '../src/backend/adam.ts';
 import { initBackend } from '../src/backend/index.ts';
 import { convGeometry, nativeKernels } from '../src/backend/native-kernels.ts';
-import { col2im, im2colTransposed, withStockWasmKernels } from '../src/backend/wasm-kernels.ts';
+import { col2im, im2colTransposed, withStockWasmKernels, withXnnpackMatMul } from '../src/backend/wasm-kernels.ts';
 import { fillGaussian, mulberry32 } from '../src/random.ts';
 import { buildDiscriminator, buildGenerator, makeOptimizer, trainDiscriminatorOneStep, trainGeneratorOneStep } from '../src/train/gan.ts';
 
@@ -164,6 +164,75 @@ test('the compiled transpose moves every element where the stock Transpose kerne
   ];
   for (const [name, f] of products) assert.deepEqual(read(f), stockTranspose(() => read(f)), name);
   tf.dispose([a, b, c]);
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
+});
+
+test('the compiled gemm gives XNNPACK\'s exact bits: every transpose, bias, ReLU, tail and special value', () => {
+  const special = [NaN, Infinity, -Infinity, -0, 0, 1e-45, 3.4e38, -3.4e38, 1, -1, 0.5, -2];
+  const isNaN32 = (p: number) => (p & 0x7fffffff) > 0x7f800000;
+  // NaN's payload and sign are not specified (wasm may return any NaN); that it is NaN is.
+  const read = (t: tf.Tensor) => bits(Float32Array.from(t.dataSync())).map((p) => (isNaN32(p) ? 0x7fc00000 : p));
+  const before = tf.memory().numTensors;
+  // Rows not a multiple of 4, columns in panels of 8, then of 4, then single; N = 1 (a logit layer).
+  // 'zeros': every product is −0 (−0 · 1), so each sum's first term decides the sign of the result.
+  for (const [m, k, n] of [[9, 6, 11], [64, 128, 784], [5, 3, 1], [4, 8, 8], [7, 13, 12], [3, 2, 5], [5, 3, 13]] as const) {
+    for (const kind of ['special', 'random', 'zeros'] as const) {
+      const make = (length: number, seed: number) => (kind === 'special'
+        ? Float32Array.from({ length }, (_, i) => special[(i * 7 + seed) % special.length]!)
+        : kind === 'zeros' ? new Float32Array(length).fill(seed === 1 ? -0 : seed === 5 ? -0 : 1) : values(length, seed));
+      const [aData, bData, biasData] = [make(m * k, 1), make(k * n, 3), make(n, 5)];
+      for (const activation of ['linear', 'relu'] as const) {
+        for (const withBias of [false, true]) {
+          for (const [transposeA, transposeB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+            // New tensors every call: a right operand used REUSED times goes to XNNPACK.
+            const f = () => {
+              const a = tf.tensor2d(aData, [m, k]);
+              const b = tf.tensor2d(bData, [k, n]);
+              return tf.fused.matMul({
+                a: (transposeA ? tf.transpose(a) : a) as tf.Tensor2D, b: (transposeB ? tf.transpose(b) : b) as tf.Tensor2D,
+                transposeA, transposeB, bias: withBias ? tf.tensor1d(biasData) : undefined, activation,
+              });
+            };
+            const ours = tf.tidy(() => read(f()));
+            const xnnpack = withXnnpackMatMul(() => tf.tidy(() => read(f())));
+            assert.deepEqual(ours, xnnpack, `${m}×${k}·${k}×${n}, ${kind} values, ${activation}, bias ${withBias}, transposes ${transposeA} ${transposeB}`);
+          }
+        }
+      }
+    }
+  }
+  // Rank 3 with a batch of 1, as tf.matMul passes every product.
+  const a3 = tf.tensor3d(values(1 * 10 * 7, 30), [1, 10, 7]);
+  const b3 = tf.tensor3d(values(7 * 9, 31), [1, 7, 9]);
+  const bias2 = tf.tensor1d(values(9, 32));
+  const f3 = () => [tf.matMul(a3, b3), tf.fused.matMul({ a: a3, b: b3, bias: bias2, activation: 'relu' })];
+  assert.deepEqual(tf.tidy(() => f3().map(read)), withXnnpackMatMul(() => tf.tidy(() => f3().map(read))), 'rank 3');
+  tf.dispose([a3, b3, bias2]);
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
+});
+
+test('an MLP GAN trains to the same bits with the compiled gemm as on XNNPACK alone', () => {
+  const train = () => {
+    const g = buildGenerator('mlp', 100, 5);
+    const d = buildDiscriminator('mlp', 5);
+    const [optG, optD] = [makeOptimizer(2e-4), makeOptimizer(2e-4)];
+    const real = tf.tensor4d(values(16 * 784, 11), [16, 28, 28, 1]);
+    const z = tf.tensor2d(values(16 * 100, 12), [16, 100]);
+    const losses: number[] = [];
+    for (let step = 0; step < 3; step++) {
+      losses.push(trainDiscriminatorOneStep(g, d, optD, real, z).lossD);
+      losses.push(trainGeneratorOneStep(g, d, optG, z, { quality: undefined as never, lambda: 0, alpha: 0.5, beta: 0.5 }, { measureQuality: false }).lossG);
+    }
+    const weights = [...g.weights, ...d.weights].map((w) => bits(Float32Array.from(w.read().dataSync())));
+    tf.dispose([real, z]);
+    for (const x of [g, d, optG, optD]) x.dispose();
+    return { losses, weights };
+  };
+  const before = tf.memory().numTensors;
+  const ours = train();
+  const xnnpack = withXnnpackMatMul(train);
+  assert.deepEqual(ours.losses, xnnpack.losses, 'losses');
+  assert.deepEqual(ours.weights, xnnpack.weights, 'weights after 3 steps');
   assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
 });
 

@@ -56,6 +56,8 @@ export interface NativeKernels {
   tanhGrad(y: number, dy: number, out: number, n: number): void;
   /** transpose.c: out[b][c][r] = in[b][r][c]. */
   transpose(x: number, out: number, batch: number, rows: number, cols: number): void;
+  /** gemm.c: out[M,N] = bias + A[M,K]·B[K,N], then ReLU if relu is 1; B read in place. */
+  gemm(a: number, b: number, bias: number, hasBias: number, relu: number, out: number, M: number, K: number, N: number): void;
 }
 
 export function convGeometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
@@ -96,6 +98,7 @@ function instantiate(backend: BackendInternals): NativeKernels {
   const optim = load('optim');
   const tanh = load('tanh');
   const layout = load('transpose');
+  const gemm = load('gemm');
   return {
     offset: (t) => {
       const entry = backend.dataIdMap.get(t.dataId);
@@ -111,5 +114,6 @@ function instantiate(backend: BackendInternals): NativeKernels {
     tanh: tanh.tanh!,
     tanhGrad: tanh.tanh_grad!,
     transpose: layout.transpose!,
+    gemm: gemm.gemm!,
   };
 }

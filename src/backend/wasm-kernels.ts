@@ -494,40 +494,81 @@ const transposeKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
+/** How many times each tensor has been a matmul's right operand, up to REUSED. */
+const rightOperandUses = new WeakMap<tf.DataId, number>();
 /**
- * Wraps a wasm matmul kernel so that transposed operands are first transposed explicitly (a fast
- * memory pass) and the matmul itself always runs untransposed. Explicit transpose + plain matmul
- * measured 1.0 ms against 13 ms for the transposed kernel at 64×784·784×128.
+ * A right operand used this many times is taken for a long-lived weight: from then on XNNPACK,
+ * whose packing of it is cached, does the product. In a training step no right operand is used
+ * more than three times (a discriminator's first-layer weights: real batch, fake batch, G step).
  */
-function withExplicitTranspose(original: KernelConfig): KernelFunc {
+const REUSED = 4;
+/**
+ * From this many rows of A up, XNNPACK runs the product: its packing is spread over many rows, and
+ * it splits the rows between the backend's threads where the compiled kernel has one. At 784 rows
+ * (784×64·64×128) XNNPACK on 2 threads took 0.29–0.33 ms with a new B against 0.37.
+ */
+const MANY_ROWS = 256;
+let compiledGemm = true;
+
+/**
+ * BatchMatMul and _FusedMatMul. Transposed operands are transposed first (TF.js's transposed
+ * matmul is a scalar loop: 13 ms against 1.0 for transpose + plain matmul at 64×784·784×128), and
+ * the product of one float32 matrix pair, with a bias per column or none and no activation or ReLU, runs
+ * in the compiled kernel (kernels/gemm.c) when its right operand is new to XNNPACK and A has
+ * fewer than MANY_ROWS rows. The two give the same bits, so the choice changes only the time.
+ */
+function matMulKernel(original: KernelConfig): KernelFunc {
   return (args) => {
     const { inputs, backend, attrs } = args;
-    const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
-    if (!transposeA && !transposeB) return original.kernelFunc(args);
+    const b = backend as WasmBackend;
+    const { transposeA, transposeB, activation = 'linear' } = attrs as unknown as { transposeA: boolean; transposeB: boolean; activation?: string };
+    const { bias, preluActivationWeights } = inputs as { bias?: TensorInfo; preluActivationWeights?: TensorInfo };
     // Looked up per call: withStockWasmKernels may have put the stock Transpose back.
     const transpose = tf.getKernel('Transpose', 'wasm')!;
     const temporaries: TensorInfo[] = [];
     const transposed = (t: TensorInfo): TensorInfo => {
-      const out = transpose.kernelFunc({
-        inputs: { x: t }, backend, attrs: { perm: swapLastTwo(t.shape.length) },
-      }) as TensorInfo;
+      const out = transpose.kernelFunc({ inputs: { x: t }, backend, attrs: { perm: swapLastTwo(t.shape.length) } }) as TensorInfo;
       temporaries.push(out);
       return out;
     };
     try {
-      return original.kernelFunc({
-        inputs: {
-          ...inputs,
-          a: transposeA ? transposed(inputs.a!) : inputs.a!,
-          b: transposeB ? transposed(inputs.b!) : inputs.b!,
-        },
-        backend,
-        attrs: { ...attrs, transposeA: false, transposeB: false } as NamedAttrMap,
-      });
+      const x = transposeA ? transposed(inputs.a!) : inputs.a!;
+      const y = transposeB ? transposed(inputs.b!) : inputs.b!;
+      const [M, K] = x.shape.slice(-2) as [number, number];
+      const N = y.shape[y.shape.length - 1]!;
+      const single = (t: TensorInfo) => t.shape.length >= 2 && t.shape.slice(0, -2).every((d) => d === 1);
+      // A transposed right operand is a new tensor to XNNPACK every time.
+      const uses = transposeB ? 0 : rightOperandUses.get(y.dataId) ?? 0;
+      if (!transposeB) rightOperandUses.set(y.dataId, Math.min(uses + 1, REUSED));
+      const native = compiledGemm ? nativeKernels(b) : undefined;
+      // The stock kernel takes only a rank-1 bias (and throws for others, which it still does).
+      const columnBias = bias === undefined || (bias.dtype === 'float32' && bias.shape.length === 1 && bias.shape[0] === N);
+      if (native && uses < REUSED && M < MANY_ROWS && M * K * N > 0 && x.dtype === 'float32' && y.dtype === 'float32' && single(x) && single(y)
+        && x.shape.length === y.shape.length && columnBias && !preluActivationWeights && (activation === 'linear' || activation === 'relu')) {
+        const out = b.makeOutput([...x.shape.slice(0, -2), M, N], 'float32');
+        native.gemm(native.offset(x), native.offset(y), bias ? native.offset(bias) : 0, bias ? 1 : 0, activation === 'relu' ? 1 : 0, native.offset(out), M, K, N);
+        return out;
+      }
+      if (!transposeA && !transposeB) return original.kernelFunc(args);
+      return original.kernelFunc({ inputs: { ...inputs, a: x, b: y }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } as NamedAttrMap });
     } finally {
-      for (const t of temporaries) (backend as WasmBackend).disposeData(t.dataId);
+      for (const t of temporaries) b.disposeData(t.dataId);
     }
   };
+}
+
+/**
+ * Runs `fn` with every matmul on XNNPACK (transposed operands still transposed first): for tests
+ * and benchmarks, which compare the compiled kernel with it.
+ */
+export function withXnnpackMatMul<T>(fn: () => T): T {
+  const before = compiledGemm;
+  compiledGemm = false;
+  try {
+    return fn();
+  } finally {
+    compiledGemm = before;
+  }
 }
 
 let registered = false;
@@ -546,7 +587,7 @@ export function registerQgateWasmKernels(): void {
     if (original === undefined) throw new Error(`wasm kernel ${name} is not registered; import the wasm backend first`);
     stock.set(name, original);
     tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel({ ...original, kernelFunc: withExplicitTranspose(original) });
+    tf.registerKernel({ ...original, kernelFunc: matMulKernel(original) });
   }
   const stockTopK = tf.getKernel('TopK', 'wasm');
   if (stockTopK === undefined) throw new Error('wasm kernel TopK is not registered; import the wasm backend first');
