@@ -12,7 +12,8 @@
  * TF.js's for one change: `fused`, TF.js's fused conv2d and matMul ops (every derivative computed;
  * fused-gradients.ts); `copies`, the stock wasm Identity and Cast (which copy) and TF.js's Sum and
  * Mean gradients (dy·ones); `tanh`, the stock Tanh kernel (scalar tanhf) and TF.js's Tanh gradient;
- * `transpose`, the stock Transpose kernel; `gemm`, XNNPACK for every matmul (no compiled gemm).
+ * `transpose`, the stock Transpose kernel; `gemm`, XNNPACK for every matmul (no compiled gemm);
+ * `loss`, TF.js's sigmoid cross-entropy instead of the fused one (fused-loss.ts).
  * Prints each round's median step.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -21,6 +22,7 @@ import { loadConfig } from '../src/config.ts';
 import { loadQuality } from '../src/quality/index.ts';
 import { summarizeProfile } from './profile.ts';
 import { withStockFusedOps } from '../src/backend/fused-gradients.ts';
+import { withStockLoss } from '../src/backend/fused-loss.ts';
 import { withStockWasmKernels, withXnnpackMatMul } from '../src/backend/wasm-kernels.ts';
 import { ARCHITECTURES, buildDiscriminator, buildGenerator, makeOptimizer, trainDiscriminatorOneStep, trainGeneratorOneStep } from '../src/train/gan.ts';
 
@@ -73,6 +75,7 @@ const AGAINST: Record<string, { what: string; run: <T>(fn: () => T) => T }> = {
   tanh: { what: 'Tanh kernel and gradient', run: (fn) => withStockWasmKernels(fn, { kernels: ['Tanh'], gradients: ['Tanh'] }) },
   transpose: { what: 'Transpose kernel (under the transposed matmuls)', run: (fn) => withStockWasmKernels(fn, { kernels: ['Transpose'] }) },
   gemm: { what: 'matmul on XNNPACK for every product', run: withXnnpackMatMul },
+  loss: { what: 'sigmoid cross-entropy (tf.losses, unfused)', run: withStockLoss },
 };
 const againstAt = process.argv.indexOf('--against');
 if (againstAt >= 0) {

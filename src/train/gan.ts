@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { QgateAdamOptimizer } from '../backend/adam.ts';
+import { sigmoidCrossEntropy } from '../backend/fused-loss.ts';
 import { QgateError } from '../errors.ts';
 import type { Quality } from '../quality/index.ts';
 
@@ -107,14 +108,18 @@ export function toUnit(x: tf.Tensor): tf.Tensor4D {
   return tf.tidy(() => x.add(1).div(2) as tf.Tensor4D);
 }
 
+/**
+ * The standard GAN discriminator loss: sigmoid cross-entropy against 1 for real and 0 for fake.
+ * Both losses are TF.js's tf.losses.sigmoidCrossEntropy, fused into one tape node each on wasm
+ * (src/backend/fused-loss.ts, the same bits).
+ */
 export function discriminatorLoss(realLogits: tf.Tensor, fakeLogits: tf.Tensor): tf.Scalar {
-  return tf.tidy(() => tf.losses.sigmoidCrossEntropy(tf.onesLike(realLogits), realLogits)
-    .add(tf.losses.sigmoidCrossEntropy(tf.zerosLike(fakeLogits), fakeLogits)) as tf.Scalar);
+  return tf.tidy(() => sigmoidCrossEntropy(realLogits, 1).add(sigmoidCrossEntropy(fakeLogits, 0)) as tf.Scalar);
 }
 
 /** The non-saturating generator loss: −log D(G(z)). */
 export function generatorGanLoss(fakeLogits: tf.Tensor): tf.Scalar {
-  return tf.losses.sigmoidCrossEntropy(tf.onesLike(fakeLogits), fakeLogits) as tf.Scalar;
+  return sigmoidCrossEntropy(fakeLogits, 1);
 }
 
 /** How Q enters the generator loss. */
