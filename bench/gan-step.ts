@@ -13,7 +13,8 @@
  * fused-gradients.ts); `copies`, the stock wasm Identity and Cast (which copy) and TF.js's Sum and
  * Mean gradients (dy·ones); `tanh`, the stock Tanh kernel (scalar tanhf) and TF.js's Tanh gradient;
  * `transpose`, the stock Transpose kernel; `gemm`, XNNPACK for every matmul (no compiled gemm);
- * `loss`, TF.js's sigmoid cross-entropy instead of the fused one (fused-loss.ts).
+ * `loss`, TF.js's sigmoid cross-entropy instead of the fused one (fused-loss.ts); `leaky`, the
+ * stock LeakyRelu kernel and TF.js's gradient for it.
  * Prints each round's median step.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -76,6 +77,7 @@ const AGAINST: Record<string, { what: string; run: <T>(fn: () => T) => T }> = {
   transpose: { what: 'Transpose kernel (under the transposed matmuls)', run: (fn) => withStockWasmKernels(fn, { kernels: ['Transpose'] }) },
   gemm: { what: 'matmul on XNNPACK for every product', run: withXnnpackMatMul },
   loss: { what: 'sigmoid cross-entropy (tf.losses, unfused)', run: withStockLoss },
+  leaky: { what: 'LeakyReLU kernel and gradient (scalar loops)', run: (fn) => withStockWasmKernels(fn, { kernels: ['LeakyRelu'], gradients: ['LeakyRelu'] }) },
 };
 const againstAt = process.argv.indexOf('--against');
 if (againstAt >= 0) {

@@ -115,9 +115,8 @@ const cases: Array<{ name: string; fn: () => tf.Tensor; stockFn?: () => tf.Tenso
   { name: 'tile 1×1×1×32 → 64×14×14×32 (the DCGAN batch-norm gradient)', fn: () => tf.tile(bnScale, [64, 14, 14, 1]) },
   { name: 'leakyRelu 64×14×14×32, α = 0.2 (the DCGAN discriminator)', fn: () => tf.leakyRelu(act, 0.2) },
   {
-    name: "leakyRelu's gradient 64×14×14×32 (stock: TF.js's where(x > 0, dy, dy·α); qgate: dy·step(x, α))",
-    fn: () => tf.tidy(() => tf.mul(dAct, tf.step(act, 0.2))),
-    stockFn: () => tf.tidy(() => tf.where(tf.greater(act, 0), dAct, tf.mul(dAct, 0.2))),
+    name: "leakyRelu forward and gradient 64×14×14×32 (stock: scalar loops, TF.js's where(x > 0, dy, dy·α); qgate: one compiled pass each)",
+    fn: () => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.leakyRelu(v, 0.2))(act, dAct)),
   },
   { name: "tanh 64×784, N(0, 1.5²) (the generators' output)", fn: () => tf.tanh(gPre) },
   { name: "tanh's gradient 64×784 (stock: Square, Sub, Multiply; qgate: one kernel)", fn: () => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.tanh(v))(gPre, gDy)) },

@@ -51,9 +51,11 @@ export interface NativeKernels {
     offset: number, offsetStride: number, hasOffset: number, scale: number, scaleStride: number, hasScale: number,
     epsilon: number, out: number, rows: number, C: number,
   ): void;
-  /** tanh.c: tanh with the stock kernel's bits, and its gradient (1 − y²)·dy. */
+  /** activation.c: tanh with the stock kernel's bits, its gradient (1 − y²)·dy, and LeakyReLU and its gradient. */
   tanh(x: number, out: number, n: number): void;
   tanhGrad(y: number, dy: number, out: number, n: number): void;
+  leakyRelu(x: number, out: number, n: number, alpha: number): void;
+  leakyReluGrad(x: number, dy: number, out: number, n: number, alpha: number): void;
   /** transpose.c: out[b][c][r] = in[b][r][c]. */
   transpose(x: number, out: number, batch: number, rows: number, cols: number): void;
   /** gemm.c: out[M,N] = bias + A[M,K]·B[K,N], then ReLU if relu is 1; B read in place. */
@@ -96,7 +98,7 @@ function instantiate(backend: BackendInternals): NativeKernels {
   const conv = load('conv');
   const norm = load('norm');
   const optim = load('optim');
-  const tanh = load('tanh');
+  const activation = load('activation');
   const layout = load('transpose');
   const gemm = load('gemm');
   return {
@@ -111,8 +113,10 @@ function instantiate(backend: BackendInternals): NativeKernels {
     meanLeading: norm.mean_leading!,
     batchNorm: norm.batch_norm!,
     adam: optim.adam!,
-    tanh: tanh.tanh!,
-    tanhGrad: tanh.tanh_grad!,
+    tanh: activation.tanh!,
+    tanhGrad: activation.tanh_grad!,
+    leakyRelu: activation.leaky_relu!,
+    leakyReluGrad: activation.leaky_relu_grad!,
     transpose: layout.transpose!,
     gemm: gemm.gemm!,
   };

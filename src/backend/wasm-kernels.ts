@@ -282,29 +282,48 @@ function topKKernel(stockTopK: KernelConfig): KernelFunc {
 // LeakyReLU and its gradient. The stock wasm backend runs LeakyReLU, and the Greater and Select of
 // TF.js's gradient for it, as generic scalar loops: 2.4, 2.5 and 4.6 ms on D's 64×14×14×32
 // activations, where an XNNPACK-backed kernel such as Multiply takes about 0.1. In a DCGAN step they
-// took about 30 ms. Both are rewritten here with fast kernels that give the same bits
-// (test/wasm-kernels.test.ts compares them with the stock ones).
+// took about 30 ms. Both are compiled here (kernels/activation.c), one pass each, with the same
+// bits (test/wasm-kernels.test.ts compares them with the stock ones). Without the compiled module
+// they are x·step(x, α) and dy·step(x, α) on XNNPACK-speed kernels, which give the same values.
 
 /**
  * LeakyReLU(x) = x · step(x, α), step being 1 above 0 and α elsewhere: x·1 is x, and x·α is the
- * stock kernel's product (also −0 for −0). Two XNNPACK-speed kernels instead of a scalar loop.
- * (Prelu would be one kernel but turns −0 into +0.)
+ * stock kernel's product (also −0 for −0). (Prelu would be one kernel but turns −0 into +0.)
  */
 const leakyReluKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const b = backend as WasmBackend;
   const { x } = inputs as { x: TensorInfo };
   const { alpha } = attrs as unknown as { alpha: number };
   if (x.dtype !== 'float32') return stock.get('LeakyRelu')!.kernelFunc({ inputs, backend, attrs });
+  const native = nativeKernels(b);
+  const n = tf.util.sizeFromShape(x.shape);
+  if (native && n > 0) {
+    const out = b.makeOutput(x.shape, 'float32');
+    native.leakyRelu(native.offset(x), native.offset(out), n, alpha);
+    return out;
+  }
   return composeKernel(b, () => {
     const t = borrow(x, b);
     return tf.mul(t, tf.step(t, alpha));
   });
 };
 
+/** The kernel behind LeakyReLU's gradient on wasm: x > 0 ? dy : dy·α in one compiled pass. */
+const LEAKY_RELU_GRAD = 'QgateLeakyReluGrad';
+const leakyReluGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const b = backend as WasmBackend;
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const { alpha } = attrs as unknown as { alpha: number };
+  const native = nativeKernels(b)!;
+  const out = b.makeOutput(x.shape, 'float32');
+  native.leakyReluGrad(native.offset(x), native.offset(dy), native.offset(out), tf.util.sizeFromShape(x.shape), alpha);
+  return out;
+};
+
 /**
- * LeakyReLU's gradient, dy · step(x, α), in place of TF.js's where(x > 0, dy, dy·α): the same
- * values (dy·1 is dy), without the Greater and Select kernels. Gradients are registered for every
- * backend; the others keep TF.js's.
+ * LeakyReLU's gradient: TF.js's where(x > 0, dy, dy·α) as one kernel, or as dy · step(x, α)
+ * without the compiled module (dy·1 is dy): the same values, without the Greater and Select
+ * kernels. Gradients are registered for every backend; the others keep TF.js's.
  */
 function leakyReluGradient(original: tf.GradConfig): tf.GradConfig {
   return {
@@ -312,8 +331,12 @@ function leakyReluGradient(original: tf.GradConfig): tf.GradConfig {
     gradFunc: (dy, saved, attrs) => {
       if (tf.getBackend() !== 'wasm') return original.gradFunc(dy, saved, attrs);
       const [x] = saved as [tf.Tensor];
+      const d = dy as tf.Tensor;
       const { alpha } = attrs as unknown as { alpha: number };
-      return { x: () => tf.mul(dy as tf.Tensor, tf.step(x, alpha)) };
+      if (x.dtype === 'float32' && d.dtype === 'float32' && x.size > 0 && tf.util.arraysEqual(x.shape, d.shape) && nativeKernels(tf.backend())) {
+        return { x: () => tf.engine().runKernel(LEAKY_RELU_GRAD, { x, dy: d }, { alpha } as unknown as NamedAttrMap) as tf.Tensor };
+      }
+      return { x: () => tf.mul(d, tf.step(x, alpha)) };
     },
   };
 }
@@ -423,7 +446,7 @@ const fusedBatchNormKernel: KernelFunc = ({ inputs, backend, attrs }) => {
 };
 
 /**
- * Tanh, vectorized and compiled (kernels/tanh.c) with the stock kernel's exact results: the stock
+ * Tanh, vectorized and compiled (kernels/activation.c) with the stock kernel's exact results: the stock
  * kernel calls the C library's scalar tanhf once per element, about 18 ns each, 1.8 ms of an MLP
  * GAN step for G's two 64×784 outputs.
  */
@@ -627,6 +650,7 @@ export function registerQgateWasmKernels(): void {
     tf.registerGradient(wrap(grad));
   }
   tf.registerKernel({ kernelName: TANH_GRAD, backendName: 'wasm', kernelFunc: tanhGradKernel });
+  tf.registerKernel({ kernelName: LEAKY_RELU_GRAD, backendName: 'wasm', kernelFunc: leakyReluGradKernel });
   registered = true;
 }
 
