@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
-import { withStockWasmKernels } from '../src/backend/wasm-kernels.ts';
+import { fusedNearestAndRealism, withStockWasmKernels } from '../src/backend/wasm-kernels.ts';
 import { QgateAdamOptimizer } from '../src/backend/adam.ts';
 
 await initBackend('wasm');
@@ -70,6 +70,12 @@ const bnScale = r([1, 1, 1, 32]);
 const act = r([64, 14, 14, 32]);
 const dAct = r([64, 14, 14, 32]);
 const d2 = r([64, 10000]);
+// Q's products f·rᵀ for 64 features and 10,000 references, with ‖f‖², ‖r‖², radii and mask.
+const qCross = tf.mul(r([64, 10000]), 0.1);
+const qF = tf.add(tf.abs(r([64, 1])), 1) as tf.Tensor2D;
+const qR = tf.add(tf.abs(r([10000])), 1) as tf.Tensor1D;
+const qRadii = tf.abs(r([10000])) as tf.Tensor1D;
+const qMask = tf.step(r([10000])) as tf.Tensor1D;
 // G's pre-activations at its tanh output: N(0, 1.5²) covers every branch of tanhf.
 const gPre = tf.mul(r([64, 784]), 1.5);
 const gDy = r([64, 784]);
@@ -128,6 +134,19 @@ const cases: Array<{ name: string; fn: () => tf.Tensor; stockFn?: () => tf.Tenso
     name: "Adam update of the MLP generator's 4 variables (114,064 weights; stock: tf.AdamOptimizer, qgate: one kernel per variable)",
     fn: adamStep(new QgateAdamOptimizer(2e-4, 0.5, 0.999)),
     stockFn: adamStep(new tf.AdamOptimizer(2e-4, 0.5, 0.999)),
+  },
+  {
+    name: "Q's 3rd-nearest reference and realism from the 64×10,000 products (stock: relu, add, sub, mul, topk of −d2, add, sqrt, div, mul, max; qgate: one compiled pass)",
+    fn: () => {
+      const { kth, realism } = fusedNearestAndRealism(qCross as tf.Tensor2D, qF, qR, qRadii, qMask, 3, 1e-12)!;
+      kth.dispose();
+      return realism;
+    },
+    stockFn: () => tf.tidy(() => {
+      const sq = tf.relu(qF.add(qR).sub(qCross.mul(2)));
+      tf.topk(sq.neg(), 3, true).indices.slice([0, 2], [-1, 1]).reshape([-1]);
+      return qRadii.div(sq.add(1e-12).sqrt()).mul(qMask).max(1);
+    }),
   },
   {
     name: "topk k = 3 of 64×10,000 (Q's k-th nearest reference)",

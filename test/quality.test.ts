@@ -5,12 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.ts';
+import { fusedNearestAndRealism } from '../src/backend/wasm-kernels.ts';
 import { loadLayersModel, saveLayersModel } from '../src/backend/model-io.ts';
 import { loadMnist } from '../src/data/mnist.ts';
 import { buildLeNet, extractorFromModel, loadExtractor, LENET_FEATURE_LAYER } from '../src/quality/extractor.ts';
 import { createQuality } from '../src/quality/index.ts';
 import { buildReference, loadReference, referenceFromBuilt, saveReference, tensorsFrom, disposeReferenceTensors } from '../src/quality/reference.ts';
-import { kthNearestDistance, normalize, realismScore, softNormalize } from '../src/quality/score.ts';
+import { distanceAndRealism, kthNearestDistance, normalize, realismScore, softNormalize } from '../src/quality/score.ts';
 import { fillGaussian, mulberry32 } from '../src/random.ts';
 
 await initBackend('wasm');
@@ -50,6 +51,53 @@ test('kthNearestDistance returns the distance to the k-th nearest reference feat
   // From (0,0): distances 0, 3, 4, 14.1 → 2nd nearest is 3. From (3,0): 3, 0, 5 → 2nd is 3.
   assert.ok(Math.abs(d[0]! - 3) < 1e-5 && Math.abs(d[1]! - 3) < 1e-5, `got ${d}`);
   disposeReferenceTensors(ref);
+});
+
+test('on wasm the fused nearest-reference pass gives the unfused ops\' exact distances and realism, ties and NaN included', () => {
+  const bits = (t: tf.Tensor) => Array.from(new Uint32Array(Float32Array.from(t.dataSync()).buffer)).map((p) => ((p & 0x7fffffff) > 0x7f800000 ? 0x7fc00000 : p));
+  // What score.ts computed before the fused pass, written out with TF.js's ops.
+  const unfused = (f: tf.Tensor2D, ref: ReturnType<typeof tensorsFrom>) => tf.tidy(() => {
+    const d2 = tf.relu(f.square().sum(1, true).add(ref.normsSq).sub(tf.matMul(f, ref.featuresT).mul(2)));
+    const kth = tf.topk(d2.neg(), ref.k, true).indices.slice([0, ref.k - 1], [-1, 1]).reshape([-1]);
+    const distance = f.sub(tf.gather(ref.features, kth, 0)).square().sum(1).add(1e-12).sqrt();
+    const realism = ref.radii.div(d2.add(1e-12).sqrt()).mul(ref.realismMask).max(1);
+    return [distance, realism].map(bits);
+  });
+  const fused = (f: tf.Tensor2D, ref: ReturnType<typeof tensorsFrom>) => tf.tidy(() => {
+    const { distance, realism } = distanceAndRealism(f, ref);
+    return [distance, realism].map(bits);
+  });
+  const rng = mulberry32(41);
+  const gaussian = (n: number) => fillGaussian(new Float32Array(n), rng);
+  const before = tf.memory().numTensors;
+  // R not a multiple of 4 (the kernel's tail), duplicated references (ties go to the lower index),
+  // queries equal to a reference (a distance that rounds to or below zero), k = 1 and k = R.
+  for (const [R, D, k] of [[1003, 16, 3], [7, 5, 1], [3, 4, 3], [64, 8, 16]] as const) {
+    const features = gaussian(R * D);
+    for (let i = 0; i < Math.min(5, R - 1); i++) features.copyWithin((R - 1 - i) * D, i * D, (i + 1) * D);
+    const radii = gaussian(R).map((v) => Math.abs(v) + 0.1);
+    const ref = tensorsFrom(features, radii, D, k, 0.9);
+    const queries = gaussian(37 * D);
+    queries.set(features.subarray(0, 2 * D));
+    const f = tf.tensor2d(queries, [37, D]);
+    assert.deepEqual(fused(f, ref), unfused(f, ref), `R ${R}, D ${D}, k ${k}`);
+    // The indices themselves: with duplicated references only the tie rule decides which is k-th.
+    const [ours, theirs] = tf.tidy(() => {
+      const cross = tf.matMul(f, ref.featuresT) as tf.Tensor2D;
+      const fNormSq = f.square().sum(1, true) as tf.Tensor2D;
+      const d2 = tf.relu(fNormSq.add(ref.normsSq).sub(cross.mul(2)));
+      const result = fusedNearestAndRealism(cross, fNormSq, ref.normsSq, ref.radii, ref.realismMask, k, 1e-12);
+      assert.ok(result, 'the fused pass runs on wasm');
+      return [Array.from(result.kth.dataSync()), Array.from(tf.topk(d2.neg(), k, true).indices.slice([0, k - 1], [-1, 1]).dataSync())];
+    });
+    assert.deepEqual(ours, theirs, `R ${R}: the k-th nearest indices`);
+    // A NaN in one row: the whole batch takes TF.js's ops, and still agrees.
+    const withNaN = tf.tensor2d(queries.map((v, i) => (i === D + 1 ? NaN : v)), [37, D]);
+    assert.deepEqual(fused(withNaN, ref), unfused(withNaN, ref), `R ${R}, a NaN feature`);
+    tf.dispose([f, withNaN]);
+    disposeReferenceTensors(ref);
+  }
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
 });
 
 test('realismScore is the largest ratio of a reference radius to the distance from that reference', () => {

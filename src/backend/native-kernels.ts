@@ -60,6 +60,11 @@ export interface NativeKernels {
   transpose(x: number, out: number, batch: number, rows: number, cols: number): void;
   /** gemm.c: out[M,N] = bias + A[M,K]·B[K,N], then ReLU if relu is 1; B read in place. */
   gemm(a: number, b: number, bias: number, hasBias: number, relu: number, out: number, M: number, K: number, N: number): void;
+  /** knn.c: each row's k-th nearest reference and realism score from the products f·rᵀ. */
+  nearestRealism(
+    cross: number, fNormSq: number, rNormSq: number, radii: number, mask: number, B: number, R: number, k: number, eps: number,
+    best: number, bestIndex: number, kth: number, realism: number,
+  ): void;
 }
 
 export function convGeometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
@@ -101,6 +106,7 @@ function instantiate(backend: BackendInternals): NativeKernels {
   const activation = load('activation');
   const layout = load('transpose');
   const gemm = load('gemm');
+  const knn = load('knn');
   return {
     offset: (t) => {
       const entry = backend.dataIdMap.get(t.dataId);
@@ -119,5 +125,6 @@ function instantiate(backend: BackendInternals): NativeKernels {
     leakyReluGrad: activation.leaky_relu_grad!,
     transpose: layout.transpose!,
     gemm: gemm.gemm!,
+    nearestRealism: knn.nearest_realism!,
   };
 }

@@ -490,6 +490,59 @@ function tanhGradient(original: tf.GradConfig): tf.GradConfig {
   };
 }
 
+/**
+ * The end of Q's distance term, compiled (kernels/knn.c): from the products f·rᵀ [B, R], each
+ * row's k-th nearest reference and realism score in one pass, where TF.js took about a dozen
+ * kernels over the [B, R] matrix. Inputs: cross [B, R], fNormSq [B, 1], rNormSq, radii and mask [R].
+ */
+const NEAREST_REALISM = 'QgateNearestAndRealism';
+const nearestRealismKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const b = backend as WasmBackend;
+  const { cross, fNormSq, rNormSq, radii, mask } = inputs as Record<'cross' | 'fNormSq' | 'rNormSq' | 'radii' | 'mask', TensorInfo>;
+  const { k, eps } = attrs as unknown as { k: number; eps: number };
+  const native = nativeKernels(b)!;
+  const [B, R] = cross.shape as [number, number];
+  const kth = b.makeOutput([B], 'int32');
+  const realism = b.makeOutput([B], 'float32');
+  const best = b.makeOutput([k], 'float32');
+  const bestIndex = b.makeOutput([k], 'int32');
+  try {
+    native.nearestRealism(
+      native.offset(cross), native.offset(fNormSq), native.offset(rNormSq), native.offset(radii), native.offset(mask),
+      B, R, k, eps, native.offset(best), native.offset(bestIndex), native.offset(kth), native.offset(realism),
+    );
+  } finally {
+    b.disposeData(best.dataId);
+    b.disposeData(bestIndex.dataId);
+  }
+  return [kth, realism];
+};
+
+/**
+ * Q's k-th nearest reference index [B] and realism score [B] from cross = f·rᵀ [B, R] and
+ * fNormSq = ‖f‖² [B, 1], as score.ts computes them: relu(fNormSq + rNormSq − cross·2) for the
+ * squared distances, top-k of their negation for the index, max((radii / sqrt(d2 + eps))·mask)
+ * for the realism. The same values from one compiled pass on wasm; undefined where that is not
+ * available (another backend, no compiled module, k outside 1…16 or above R, a NaN in a row),
+ * and the caller computes them with TF.js's ops.
+ */
+export function fusedNearestAndRealism(
+  cross: tf.Tensor2D, fNormSq: tf.Tensor2D, rNormSq: tf.Tensor1D, radii: tf.Tensor1D, mask: tf.Tensor1D, k: number, eps: number,
+): { kth: tf.Tensor1D; realism: tf.Tensor1D } | undefined {
+  const [B, R] = cross.shape;
+  const float = [cross, fNormSq, rNormSq, radii, mask].every((t) => t.dtype === 'float32');
+  if (tf.getBackend() !== 'wasm' || !float || !nativeKernels(tf.backend()) || !Number.isInteger(k) || k < 1 || k > TOPK_SCAN_MAX_K || k > R
+    || fNormSq.size !== B || rNormSq.size !== R || radii.size !== R || mask.size !== R) {
+    return undefined;
+  }
+  const [kth, realism] = tf.engine().runKernel(NEAREST_REALISM, { cross, fNormSq, rNormSq, radii, mask }, { k, eps } as unknown as NamedAttrMap) as [tf.Tensor1D, tf.Tensor1D];
+  if ((kth.dataSync() as Int32Array).includes(-1)) {
+    tf.dispose([kth, realism]);
+    return undefined;
+  }
+  return { kth, realism };
+}
+
 /** The permutation that swaps the last two axes of a rank-r tensor. */
 function swapLastTwo(rank: number): number[] {
   const perm = [...Array(rank).keys()];
@@ -651,6 +704,7 @@ export function registerQgateWasmKernels(): void {
   }
   tf.registerKernel({ kernelName: TANH_GRAD, backendName: 'wasm', kernelFunc: tanhGradKernel });
   tf.registerKernel({ kernelName: LEAKY_RELU_GRAD, backendName: 'wasm', kernelFunc: leakyReluGradKernel });
+  tf.registerKernel({ kernelName: NEAREST_REALISM, backendName: 'wasm', kernelFunc: nearestRealismKernel });
   registered = true;
 }
 

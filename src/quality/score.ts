@@ -8,6 +8,7 @@
  * whose bounds were calibrated when the reference set was built (see reference.ts).
  */
 import * as tf from '@tensorflow/tfjs';
+import { fusedNearestAndRealism } from '../backend/wasm-kernels.ts';
 import { constantOf } from './constant.ts';
 
 export interface NormBounds {
@@ -32,13 +33,39 @@ export interface ReferenceTensors {
   k: number;
 }
 
+/** The epsilon under the realism score's square root. */
+const REALISM_EPSILON = 1e-12;
+
+/** ‖f‖² [B, 1] and the products f·rᵀ [B, R]: what every distance to the references is made of. */
+function products(features: tf.Tensor2D, ref: ReferenceTensors): { fNormSq: tf.Tensor2D; cross: tf.Tensor2D } {
+  return { fNormSq: features.square().sum(1, true) as tf.Tensor2D, cross: tf.matMul(features, ref.featuresT) };
+}
+
+/** relu(‖f‖² + ‖r‖² − 2f·r): ‖f‖² + ‖r‖² − 2f·r can round below zero for near-duplicates. */
+function fromProducts(fNormSq: tf.Tensor2D, cross: tf.Tensor2D, ref: ReferenceTensors): tf.Tensor2D {
+  return tf.relu(fNormSq.add(ref.normsSq).sub(cross.mul(2))) as tf.Tensor2D;
+}
+
 /** Squared Euclidean distances [B, R] from features [B, D] to every reference feature. */
 export function squaredDistances(features: tf.Tensor2D, ref: ReferenceTensors): tf.Tensor2D {
   return tf.tidy(() => {
-    const fNormSq = features.square().sum(1, true);
-    const cross = tf.matMul(features, ref.featuresT);
-    // ‖f‖² + ‖r‖² − 2f·r can round below zero for near-duplicates; distances are never negative.
-    return tf.relu(fNormSq.add(ref.normsSq).sub(cross.mul(2))) as tf.Tensor2D;
+    const { fNormSq, cross } = products(features, ref);
+    return fromProducts(fNormSq, cross, ref);
+  });
+}
+
+/**
+ * Each row's k-th nearest reference index [B] and realism score [B]. On wasm one compiled pass
+ * after the matmul computes both (wasm-kernels.ts fusedNearestAndRealism); elsewhere, and for
+ * inputs it declines, TF.js's ops compute the same values from the [B, R] distance matrix.
+ */
+function nearestAndRealism(features: tf.Tensor2D, ref: ReferenceTensors): { kth: tf.Tensor1D; realism: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const { fNormSq, cross } = products(features, ref);
+    const fused = fusedNearestAndRealism(cross, fNormSq, ref.normsSq, ref.radii, ref.realismMask, ref.k, REALISM_EPSILON);
+    if (fused) return fused;
+    const d2 = fromProducts(fNormSq, cross, ref);
+    return { kth: kthIndex(d2, ref), realism: realismFromSquared(d2, ref) };
   });
 }
 
@@ -51,19 +78,27 @@ export function squaredDistances(features: tf.Tensor2D, ref: ReferenceTensors): 
  */
 export function kthNearestDistance(features: tf.Tensor2D, ref: ReferenceTensors): tf.Tensor1D {
   return tf.tidy(() => {
-    const neighbours = constantOf(features, (f) => kthNeighbours(squaredDistances(f as tf.Tensor2D, ref), ref));
+    const neighbours = constantOf(features, (f) => tf.tidy(() => {
+      const { kth, realism } = nearestAndRealism(f as tf.Tensor2D, ref);
+      realism.dispose();
+      return neighbourRows(kth, ref);
+    }));
     return distanceTo(features, neighbours);
   });
 }
 
-/** Each row's k-th nearest reference feature [B, D], chosen on the squared distances d2 [B, R]. */
-function kthNeighbours(d2: tf.Tensor2D, ref: ReferenceTensors): tf.Tensor2D {
+/** The index of each row's k-th smallest squared distance in d2 [B, R] (ties to the lower index). */
+function kthIndex(d2: tf.Tensor2D, ref: ReferenceTensors): tf.Tensor1D {
   return tf.tidy(() => {
     const { indices } = tf.topk(d2.neg(), ref.k, true);
-    const kth = indices.slice([0, ref.k - 1], [-1, 1]).reshape([-1]) as tf.Tensor1D;
-    // Rows of [R, D]: gathering columns of [D, R] and transposing cost 1.2 ms per batch of 64.
-    return tf.gather(ref.features, kth, 0) as tf.Tensor2D;
+    return indices.slice([0, ref.k - 1], [-1, 1]).reshape([-1]) as tf.Tensor1D;
   });
+}
+
+/** The reference features [B, D] at the given indices. */
+function neighbourRows(kth: tf.Tensor1D, ref: ReferenceTensors): tf.Tensor2D {
+  // Rows of [R, D]: gathering columns of [D, R] and transposing cost 1.2 ms per batch of 64.
+  return tf.gather(ref.features, kth, 0) as tf.Tensor2D;
 }
 
 /** Row-wise Euclidean distance; the epsilon keeps sqrt's gradient finite for exact duplicates. */
@@ -76,14 +111,14 @@ export function realismScore(features: tf.Tensor2D, ref: ReferenceTensors): tf.T
 }
 
 function realismFromSquared(d2: tf.Tensor2D, ref: ReferenceTensors): tf.Tensor1D {
-  return tf.tidy(() => ref.radii.div(d2.add(1e-12).sqrt()).mul(ref.realismMask).max(1) as tf.Tensor1D);
+  return tf.tidy(() => ref.radii.div(d2.add(REALISM_EPSILON).sqrt()).mul(ref.realismMask).max(1) as tf.Tensor1D);
 }
 
-/** D_r and the realism score from one distance matrix: what scoring needs, at the cost of one matmul. */
+/** D_r and the realism score from one distance computation: what scoring needs, at the cost of one matmul. */
 export function distanceAndRealism(features: tf.Tensor2D, ref: ReferenceTensors): { distance: tf.Tensor1D; realism: tf.Tensor1D } {
   return tf.tidy(() => {
-    const d2 = squaredDistances(features, ref);
-    return { distance: distanceTo(features, kthNeighbours(d2, ref)), realism: realismFromSquared(d2, ref) };
+    const { kth, realism } = nearestAndRealism(features, ref);
+    return { distance: distanceTo(features, neighbourRows(kth, ref)), realism };
   });
 }
 
