@@ -588,10 +588,11 @@ let compiledGemm = true;
 
 /**
  * BatchMatMul and _FusedMatMul. Transposed operands are transposed first (TF.js's transposed
- * matmul is a scalar loop: 13 ms against 1.0 for transpose + plain matmul at 64×784·784×128), and
- * the product of one float32 matrix pair, with a bias per column or none and no activation or ReLU, runs
- * in the compiled kernel (kernels/gemm.c) when its right operand is new to XNNPACK and A has
- * fewer than MANY_ROWS rows. The two give the same bits, so the choice changes only the time.
+ * matmul is a scalar loop: 13 ms against 1.0 for transpose + plain matmul at 64×784·784×128). The
+ * product of one float32 matrix pair, with a bias per column or none and a linear or ReLU
+ * activation, runs in the compiled kernel (kernels/gemm.c) when its right operand is new to
+ * XNNPACK and A has fewer than MANY_ROWS rows; everything else on XNNPACK. The two give the same
+ * bits, so the choice changes only the time.
  */
 function matMulKernel(original: KernelConfig): KernelFunc {
   return (args) => {
