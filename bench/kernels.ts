@@ -80,6 +80,9 @@ const qMask = tf.step(r([10000])) as tf.Tensor1D;
 const gPre = tf.mul(r([64, 784]), 1.5);
 const gDy = r([64, 784]);
 const bnOffset = r([32]);
+// φ's first pool: 2×2 windows over LeNet's 64×28×28×16 conv output (after its ReLU).
+const poolX = tf.relu(r([64, 28, 28, 16])) as tf.Tensor4D;
+const poolDy = r([64, 14, 14, 16]);
 const bnGamma = r([32]);
 const bnVariance = tf.abs(r([32]));
 
@@ -123,6 +126,10 @@ const cases: Array<{ name: string; fn: () => tf.Tensor; stockFn?: () => tf.Tenso
   {
     name: "leakyRelu forward and gradient 64×14×14×32 (stock: scalar loops, TF.js's where(x > 0, dy, dy·α); qgate: one compiled pass each)",
     fn: () => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.leakyRelu(v, 0.2))(act, dAct)),
+  },
+  {
+    name: "maxPool's gradient, 2×2 windows over 64×28×28×16 (φ's first pool; Q's gradient in a λ > 0 generator step)",
+    fn: () => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.maxPool(v as tf.Tensor4D, 2, 2, 'valid'))(poolX, poolDy)),
   },
   { name: "tanh 64×784, N(0, 1.5²) (the generators' output)", fn: () => tf.tanh(gPre) },
   { name: "tanh's gradient 64×784 (stock: Square, Sub, Multiply; qgate: one kernel)", fn: () => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.tanh(v))(gPre, gDy)) },

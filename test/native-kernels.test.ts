@@ -236,6 +236,40 @@ test('an MLP GAN trains to the same bits with the compiled gemm as on XNNPACK al
   assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
 });
 
+test('MaxPool\'s gradient over tiling windows gives the stock kernel\'s exact bits: ties, NaN, ±0, infinities, negative windows', () => {
+  const before = tf.memory().numTensors;
+  // Values from a small set, so that windows hold ties; NaN, ±∞ and ±0 in both x and dy; windows
+  // of negatives only; and the smallest normal float and a subnormal, either side of the stock
+  // kernel's starting point.
+  const palette = [0, -0, 1, -1, 2, 2, NaN, Infinity, -Infinity, 0.5, -2, -3, 1.1754943508222875e-38, 1e-45];
+  const pick = (length: number, seed: number) => Float32Array.from({ length }, (_, i) => palette[(i * 7 + seed * 3 + ((i >> 3) % 5)) % palette.length]!);
+  // LeNet's two pools; channels not a multiple of 4; 3×3 windows; a size the windows do not cover
+  // (7 → 3: the last row and column get no window); and a case the stock kernel keeps (stride 1).
+  // Last, all values negative: no window has a maximum by the stock kernel's rule.
+  const cases: Array<{ x: [number, number, number, number]; size: number; stride: number; negative?: boolean }> = [
+    { x: [2, 28, 28, 16], size: 2, stride: 2 },
+    { x: [2, 14, 14, 32], size: 2, stride: 2 },
+    { x: [3, 6, 6, 6], size: 3, stride: 3 },
+    { x: [2, 7, 7, 5], size: 2, stride: 2 },
+    { x: [2, 5, 5, 4], size: 2, stride: 1 },
+    { x: [2, 4, 4, 5], size: 2, stride: 2, negative: true },
+  ];
+  for (const [i, c] of cases.entries()) {
+    const data = i % 2 ? pick(tf.util.sizeFromShape(c.x), i) : values(tf.util.sizeFromShape(c.x), i);
+    const x = tf.tensor4d(c.negative ? data.map((v) => -Math.abs(v) - 0.5) : data, c.x);
+    const f = () => tf.tidy(() => {
+      const y = tf.maxPool(x, c.size, c.stride, 'valid');
+      // dy nonzero everywhere in the negative case, so that where the stock kernel sends it shows.
+      const dy = tf.tensor(c.negative ? values(y.size, 40 + i).map((v) => v + 2) : i % 2 ? values(y.size, 40 + i) : pick(y.size, 40 + i), y.shape);
+      return tf.grad((t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, c.size, c.stride, 'valid'))(x, dy);
+    });
+    const [ours, theirs] = againstStock(f);
+    assert.deepEqual(ours, theirs, `x ${c.x.join('×')}, ${c.size}×${c.size} stride ${c.stride}`);
+    x.dispose();
+  }
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
+});
+
 /** Float32 values from their bit patterns. */
 const fromBits = (patterns: number[]) => new Float32Array(Uint32Array.from(patterns).buffer);
 

@@ -37,6 +37,8 @@ export interface NativeKernels {
   /** conv.c */
   im2colT(x: number, out: number, ...geometry: ConvGeometry): void;
   col2im(cols: number, out: number, ...geometry: ConvGeometry): void;
+  /** conv.c: MaxPool's gradient for windows that tile the input (stride = window, no padding). */
+  maxPoolGrad(x: number, dy: number, dx: number, B: number, H: number, W: number, C: number, Ho: number, Wo: number, fh: number, fw: number): void;
   /** norm.c: column sums and means of a [rows, cols] matrix. */
   sumLeading(x: number, out: number, rows: number, cols: number): void;
   meanLeading(x: number, out: number, rows: number, cols: number): void;
@@ -115,6 +117,7 @@ function instantiate(backend: BackendInternals): NativeKernels {
     },
     im2colT: conv.im2col_t!,
     col2im: conv.col2im!,
+    maxPoolGrad: conv.max_pool_grad!,
     sumLeading: norm.sum_leading!,
     meanLeading: norm.mean_leading!,
     batchNorm: norm.batch_norm!,

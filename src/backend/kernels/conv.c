@@ -95,3 +95,59 @@ void col2im(const float *cols, float *out, int B, int H, int W, int C, int Ho, i
           }
         }
 }
+
+/*
+ * MaxPool's gradient for windows that tile the input (stride = window, no padding, no dilation):
+ * each input pixel belongs to at most one window. The stock wasm kernel's rule, found by testing
+ * it (test/native-kernels.test.ts): scanning the window in order, a value >= the largest so far
+ * moves the maximum there, starting from FLT_MIN, the smallest positive normal float (it looks like
+ * numeric_limits<float>::min() taken for the lowest float). So ties go to the last position and
+ * NaN is never the maximum. A window with nothing at or above FLT_MIN (all ≤ 0, say) keeps the
+ * starting position, which is the tensor's first element: only the very first window (batch 0,
+ * top left, channel 0) then sends dy to its first pixel; every other such window sends it nowhere.
+ * LeNet's pools come after a ReLU, so only all-zero windows meet that case, and the generator's
+ * gradient through them is 0 either way. Every pixel of the window gets 0 + dy·m, m being 1 at
+ * the chosen position and 0 elsewhere, so −0 becomes +0 and an infinite or
+ * NaN dy gives NaN to the other pixels too. The stock kernel visits every window that may cover
+ * each pixel: 19 ms for LeNet's 64×28×28×16 → 64×14×14×16. Four channels at a time here.
+ */
+#define FLT_MIN_NORMAL 1.17549435e-38f /* 0x00800000 */
+
+__attribute__((export_name("max_pool_grad")))
+void max_pool_grad(const float *x, const float *dy, float *dx, int B, int H, int W, int C, int Ho, int Wo, int fh, int fw) {
+  const v128_t zero = wasm_f32x4_splat(0.0f), one = wasm_f32x4_splat(1.0f), fmin = wasm_f32x4_splat(FLT_MIN_NORMAL);
+  const int n = B * H * W * C;
+  for (int i = 0; i < n; i++) dx[i] = 0.0f;
+  for (int b = 0; b < B; b++)
+    for (int yr = 0; yr < Ho; yr++)
+      for (int yc = 0; yc < Wo; yc++) {
+        const float *g = dy + ((b * Ho + yr) * Wo + yc) * C;
+        const int corner = (b * H + yr * fh) * W + yc * fw;
+        int c = 0;
+        for (; c + 4 <= C; c += 4) {
+          /* −1: no position (see above). */
+          v128_t best = fmin, at = wasm_i32x4_splat(-1);
+          if (b == 0 && yr == 0 && yc == 0 && c == 0) at = wasm_i32x4_replace_lane(at, 0, 0);
+          for (int p = 0; p < fh * fw; p++) {
+            const v128_t v = wasm_v128_load(x + (corner + (p / fw) * W + p % fw) * C + c);
+            const v128_t more = wasm_f32x4_ge(v, best);
+            best = wasm_v128_bitselect(v, best, more);
+            at = wasm_v128_bitselect(wasm_i32x4_splat(p), at, more);
+          }
+          const v128_t gv = wasm_v128_load(g + c);
+          for (int p = 0; p < fh * fw; p++) {
+            const v128_t m = wasm_v128_and(one, wasm_i32x4_eq(at, wasm_i32x4_splat(p)));
+            wasm_v128_store(dx + (corner + (p / fw) * W + p % fw) * C + c, wasm_f32x4_add(zero, wasm_f32x4_mul(gv, m)));
+          }
+        }
+        for (; c < C; c++) {
+          float best = FLT_MIN_NORMAL;
+          int at = b == 0 && yr == 0 && yc == 0 && c == 0 ? 0 : -1;
+          for (int p = 0; p < fh * fw; p++) {
+            const float v = x[(corner + (p / fw) * W + p % fw) * C + c];
+            if (v >= best) { best = v; at = p; }
+          }
+          for (int p = 0; p < fh * fw; p++) dx[(corner + (p / fw) * W + p % fw) * C + c] = 0.0f + g[c] * (p == at ? 1.0f : 0.0f);
+        }
+      }
+}
