@@ -31,6 +31,8 @@ const geometries: Array<{ x: [number, number, number, number]; f: [number, numbe
   { x: [2, 9, 7, 5], f: [3, 2, 5, 4], stride: 1, pad: 'same' }, // channels not a multiple of 4
   { x: [2, 11, 10, 6], f: [5, 5, 6, 3], stride: 3, pad: 'valid' },
   { x: [1, 5, 5, 16], f: [5, 5, 16, 8], stride: 1, pad: 'same' }, // windows mostly over the padding
+  { x: [2, 12, 12, 1], f: [5, 5, 1, 16], stride: 1, pad: 'same' }, // one channel (col2im's gather): LeNet's first layer
+  { x: [2, 11, 10, 1], f: [3, 4, 1, 2], stride: 3, pad: 'valid' }, // one channel, pixels no window covers
 ];
 
 for (const g of geometries) {

@@ -70,12 +70,46 @@ void im2col_t(const float *x, float *out, int B, int H, int W, int C, int Ho, in
       }
 }
 
+/*
+ * col2im for one channel and stride 1, written as a gather: each output pixel sums the columns
+ * that cover it, in the order col2im's scatter adds them (windows in increasing (oh, ow), which is
+ * decreasing (kh, kw)), from 0. So the same additions in the same order, the same bits; but the
+ * sum stays in a register instead of a load, an add and a store per tap into memory just written.
+ * With one channel the scatter has nothing to vectorize: 8.1 against 2.6 ms for φ's 64×28×28
+ * input gradient (5×5 taps). With stride 2 the gather was slower (1.24 against 0.89 ms for the
+ * DCGAN generator's output layer), so that keeps the scatter.
+ */
+static void col2im_one_channel(const float *cols, float *out, int B, int H, int W, int Ho, int Wo,
+                               int KH, int KW, int top, int left) {
+  const int K = KH * KW;
+  for (int b = 0; b < B; b++)
+    for (int ih = 0; ih < H; ih++)
+      for (int iw = 0; iw < W; iw++) {
+        float acc = 0.0f;
+        for (int kh = KH - 1; kh >= 0; kh--) {
+          const int oh = ih + top - kh;
+          if (oh < 0 || oh >= Ho) continue;
+          const float *row = cols + (b * Ho + oh) * Wo * K + kh * KW;
+          for (int kw = KW - 1; kw >= 0; kw--) {
+            const int ow = iw + left - kw;
+            if (ow < 0 || ow >= Wo) continue;
+            acc = acc + row[ow * K + kw];
+          }
+        }
+        out[(b * H + ih) * W + iw] = acc;
+      }
+}
+
 /* The adjoint of im2col: each row (b, oh, ow) of the [N, KH*KW*C] matrix `cols` is added back
  * into `out` under its window, rows in order, so every output element sums its terms in the
  * same order as the JavaScript version. */
 __attribute__((export_name("col2im")))
 void col2im(const float *cols, float *out, int B, int H, int W, int C, int Ho, int Wo,
             int KH, int KW, int sh, int sw, int top, int left) {
+  if (C == 1 && sh == 1 && sw == 1) {
+    col2im_one_channel(cols, out, B, H, W, Ho, Wo, KH, KW, top, left);
+    return;
+  }
   const int size = B * H * W * C;
   for (int i = 0; i < size; i++) out[i] = 0.0f;
   const float *o = cols;
