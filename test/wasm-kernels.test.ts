@@ -107,6 +107,8 @@ const tileCases: Array<{ shape: number[]; reps: number[] }> = [
   { shape: [7], reps: [5] },
   { shape: [2, 1, 3, 1, 2], reps: [1, 2, 1, 3, 2] },
   { shape: [4, 3], reps: [1, 1] },
+  { shape: [64, 1], reps: [1, 1568] }, // a row sum's gradient over φ's features: many repeats of one element
+  { shape: [3, 2], reps: [1, 7] }, // a repeat count that is not a power of two
 ];
 
 for (const c of tileCases) {

@@ -173,7 +173,7 @@ const conv2dBackpropInputKernel: KernelFunc = ({ inputs, backend, attrs }) => {
 
 /**
  * Tile as block copies: the innermost row is copied once, then each axis's filled block is repeated
- * with `copyWithin` (a memmove). The stock wasm kernel computes a source index per output element:
+ * with `copyWithin` (a memmove), doubling. The stock wasm kernel computes a source index per output element:
  * 16 ms to tile [1,1,1,32] to [64,14,14,32], the gradient of a DCGAN generator's batch norm.
  */
 export function tileInto(x: tf.TypedArray, shape: number[], reps: number[], out: tf.TypedArray): void {
@@ -198,8 +198,12 @@ export function tileInto(x: tf.TypedArray, shape: number[], reps: number[], out:
     } else {
       for (let i = 0; i < n; i++) fill(d + 1, src + i * inStride[d]!, dst + i * outStride[d]!);
     }
-    const block = n * outStride[d]!;
-    for (let k = 1; k < reps[d]!; k++) out.copyWithin(dst + k * block, dst, dst + block);
+    // Repeat by doubling: each copy takes everything filled so far, so a block of one element
+    // repeated 1,568 times (broadcasting a [64, 1] gradient over a row) is 11 copies, not 1,567.
+    const total = n * outStride[d]! * reps[d]!;
+    for (let filled = n * outStride[d]!; filled < total; filled *= 2) {
+      out.copyWithin(dst + filled, dst, dst + Math.min(filled, total - filled));
+    }
   };
   fill(0, 0, 0);
 }
