@@ -1,11 +1,12 @@
 /*
- * im2col and col2im for NHWC tensors, run on the TF.js wasm backend's own heap
- * (src/backend/native-kernels.ts loads this with the backend's memory as its import).
+ * im2col and col2im for NHWC tensors, and MaxPool's gradient, run on the TF.js wasm backend's own
+ * heap (src/backend/native-kernels.ts loads this with the backend's memory as its import).
  *
- * They compute what the JavaScript functions im2colTransposed and col2im of
- * src/backend/wasm-kernels.ts compute: col2im statement for statement (the same sums in the same
- * order), im2col the same copies in another order; so the same bits (the tests compare them).
- * As JavaScript they cost 2-4 ns per element and took about 6 ms each for a DCGAN layer.
+ * im2col and col2im compute what the JavaScript functions im2colTransposed and col2im of
+ * src/backend/wasm-kernels.ts compute: col2im the same sums in the same order, im2col the same
+ * copies in another order; so the same bits (the tests compare them). As JavaScript they cost
+ * 2-4 ns per element and took about 6 ms each for a DCGAN layer. MaxPool's gradient gives the
+ * stock wasm kernel's bits (see max_pool_grad).
  *
  * Rules that keep them safe on a heap they do not own: no static data, no stack (only scalars,
  * which stay in wasm locals), no calls, no allocation. Every pointer is a tensor's byte offset
