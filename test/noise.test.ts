@@ -4,6 +4,7 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 
 import { initBackend } from '../src/backend/index.ts';
+import { fusedKthSmallest } from '../src/backend/wasm-kernels.ts';
 import { isQgateError } from '../src/errors.ts';
 import {
   DEFAULT_NOISE_ESTIMATOR,
@@ -189,8 +190,9 @@ test('kthSmallest is each row\'s k-th smallest value, on the wasm backend and on
   });
   const expected = Array.from({ length: 64 }, (_, r) => Array.from(data.subarray(r * 676, (r + 1) * 676)).sort((a, b) => a - b)[168]);
   for (const backend of ['wasm', 'cpu'] as const) {
+    // initBackend sets wasm up (and selects it) once; afterwards selecting it is enough.
     if (backend === 'wasm') await initBackend('wasm');
-    else await tf.setBackend('cpu');
+    await tf.setBackend(backend);
     const before = tf.memory().numTensors;
     const x = tf.tensor2d(data, [64, 676]);
     const got = kthSmallest(x, 169);
@@ -199,5 +201,38 @@ test('kthSmallest is each row\'s k-th smallest value, on the wasm backend and on
     tf.dispose([x, got]);
     assert.equal(tf.memory().numTensors, before, `${backend}: no tensor leaks`);
   }
+  await tf.setBackend('cpu');
+});
+
+test('on wasm kthSmallest\'s compiled selection gives the sorted top-k\'s bits: ties, sorted rows, ±∞, and −0 or NaN rows', async () => {
+  await initBackend('wasm');
+  await tf.setBackend('wasm');
+  const n = 37;
+  const plain: number[][] = [
+    Array.from({ length: n }, (_, i) => i), // ascending
+    Array.from({ length: n }, (_, i) => n - i), // descending
+    Array.from({ length: n }, () => 3), // all equal
+    Array.from({ length: n }, (_, i) => (i % 5) - 2), // many ties
+    Array.from({ length: n }, (_, i) => (i % 7 === 0 ? Infinity : i % 11 === 0 ? -Infinity : Math.sin(i))),
+    Array.from({ length: n }, (_, i) => Math.fround(Math.sin(i * 7.3) * 1e-40)), // subnormals
+  ];
+  // Rows whose order only TF.js's sort defines: the whole batch goes to it. One batch each.
+  const negativeZero = [Array.from({ length: n }, (_, i) => (i % 4 === 1 ? -0 : i % 3))]; // −0 among +0
+  const nan = [Array.from({ length: n }, (_, i) => (i === 20 ? NaN : Math.cos(i)))];
+  const bits = (t: tf.Tensor) => Array.from(new Uint32Array(Float32Array.from(t.dataSync()).buffer));
+  const before = tf.memory().numTensors;
+  for (const [name, rows, compiled] of [['plain rows', plain, true], ['a −0 row', negativeZero, false], ['a NaN row', nan, false]] as const) {
+    const x = tf.tensor2d(rows.flat(), [rows.length, n]);
+    for (let k = 1; k <= n; k++) {
+      const fused = fusedKthSmallest(x, k);
+      assert.equal(fused !== undefined, compiled, `${name}, k = ${k}: compiled selection used`);
+      fused?.dispose();
+      const ours = tf.tidy(() => bits(kthSmallest(x, k)));
+      const sorted = tf.tidy(() => bits(tf.neg(tf.slice(tf.topk(tf.neg(x), k, true).values, [0, k - 1], [-1, 1]))));
+      assert.deepEqual(ours, sorted, `${name}, k = ${k}`);
+    }
+    x.dispose();
+  }
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaks');
   await tf.setBackend('cpu');
 });

@@ -67,6 +67,8 @@ export interface NativeKernels {
     cross: number, fNormSq: number, rNormSq: number, radii: number, mask: number, B: number, R: number, k: number, eps: number,
     best: number, bestIndex: number, kth: number, realism: number,
   ): void;
+  /** knn.c: each row's k-th smallest value, by selection on a copy in scratch (NaN for rows it declines). */
+  kthSmallest(x: number, scratch: number, out: number, rows: number, n: number, k: number): void;
 }
 
 export function convGeometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
@@ -129,5 +131,6 @@ function instantiate(backend: BackendInternals): NativeKernels {
     transpose: layout.transpose!,
     gemm: gemm.gemm!,
     nearestRealism: knn.nearest_realism!,
+    kthSmallest: knn.kth_smallest!,
   };
 }

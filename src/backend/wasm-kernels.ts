@@ -576,6 +576,44 @@ const maxPoolGradKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   return dx;
 };
 
+/** Each row's k-th smallest value of x [rows, n], as [rows, 1] (kernels/knn.c, by selection). */
+const KTH_SMALLEST = 'QgateKthSmallest';
+const kthSmallestKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const b = backend as WasmBackend;
+  const { x } = inputs as { x: TensorInfo };
+  const { k } = attrs as unknown as { k: number };
+  const native = nativeKernels(b)!;
+  const [rows, n] = x.shape as [number, number];
+  const out = b.makeOutput([rows, 1], 'float32');
+  const scratch = b.makeOutput([n], 'float32');
+  try {
+    native.kthSmallest(native.offset(x), native.offset(scratch), native.offset(out), rows, n, k);
+  } finally {
+    b.disposeData(scratch.dataId);
+  }
+  return out;
+};
+
+/**
+ * Each row's k-th smallest value of x [rows, n] as [rows, 1], by one compiled selection per row
+ * where TF.js sorts a top-k (1.1 ms for noise's 64 rows of 676, k = 169). The value is one of the
+ * row's elements, the one a sort puts at position k − 1. Undefined where it is not available
+ * (another backend, no compiled module) or declined (a NaN or −0 in a row, whose place only
+ * TF.js's sort defines), and the caller sorts.
+ */
+export function fusedKthSmallest(x: tf.Tensor2D, k: number): tf.Tensor2D | undefined {
+  const [, n] = x.shape;
+  if (tf.getBackend() !== 'wasm' || x.dtype !== 'float32' || !nativeKernels(tf.backend()) || !Number.isInteger(k) || k < 1 || k > n || x.size === 0) {
+    return undefined;
+  }
+  const out = tf.engine().runKernel(KTH_SMALLEST, { x }, { k } as unknown as NamedAttrMap) as tf.Tensor2D;
+  if ((out.dataSync() as Float32Array).some((v) => Number.isNaN(v))) {
+    out.dispose();
+    return undefined;
+  }
+  return out;
+}
+
 /** The permutation that swaps the last two axes of a rank-r tensor. */
 function swapLastTwo(rank: number): number[] {
   const perm = [...Array(rank).keys()];
@@ -740,6 +778,7 @@ export function registerQgateWasmKernels(): void {
   tf.registerKernel({ kernelName: TANH_GRAD, backendName: 'wasm', kernelFunc: tanhGradKernel });
   tf.registerKernel({ kernelName: LEAKY_RELU_GRAD, backendName: 'wasm', kernelFunc: leakyReluGradKernel });
   tf.registerKernel({ kernelName: NEAREST_REALISM, backendName: 'wasm', kernelFunc: nearestRealismKernel });
+  tf.registerKernel({ kernelName: KTH_SMALLEST, backendName: 'wasm', kernelFunc: kthSmallestKernel });
   registered = true;
 }
 

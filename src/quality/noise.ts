@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 
+import { fusedKthSmallest } from '../backend/wasm-kernels.ts';
 import { ErrorCodes, QgateError } from '../errors.ts';
 import { constantOf } from './constant.ts';
 
@@ -204,13 +205,17 @@ function atMost(x: tf.Tensor, threshold: tf.Tensor): tf.Tensor {
 }
 
 /**
- * The k-th smallest value of each row of x [B, n], as [B, 1]: the last of the top k of −x, sorted.
- * Sorted matters: with sorted = false TF.js's wasm TopK returns the k values in no particular
- * order, and the last of them was not the k-th in 11 rows of 64 (676 values, k = 169), which made
- * `structure`'s stage-1 threshold lower than its flattest quarter for those images.
+ * The k-th smallest value of each row of x [B, n], as [B, 1]: the last of the top k of −x, sorted
+ * (on wasm one compiled selection per row gives the same value, wasm-kernels.ts
+ * fusedKthSmallest). Sorted matters: with sorted = false TF.js's wasm TopK returns the k values in
+ * no particular order, and the last of them was not the k-th in 11 rows of 64 (676 values,
+ * k = 169), which made `structure`'s stage-1 threshold lower than its flattest quarter for those
+ * images.
  */
 export function kthSmallest(x: tf.Tensor2D, k: number): tf.Tensor2D {
   return tf.tidy(() => {
+    const fused = fusedKthSmallest(x, k);
+    if (fused) return fused;
     const { values } = tf.topk(tf.neg(x), k, true);
     return tf.neg(tf.slice(values, [0, k - 1], [-1, 1]));
   });

@@ -78,3 +78,58 @@ void nearest_realism(const float *cross, const float *fn, const float *rn, const
     realism[b] = mx;
   }
 }
+
+/* Swaps two floats of one row. */
+static inline void swap(float *a, int i, int j) {
+  const float t = a[i];
+  a[i] = a[j];
+  a[j] = t;
+}
+
+/*
+ * Each row's k-th smallest value (k from 1), by selection on a copy of the row in `scratch`
+ * (n floats): Hoare's quickselect with a median-of-three pivot, expected O(n). The value is one
+ * of the row's own elements, so it is the one a sort would put at position k − 1, bit for bit,
+ * unless two different bit patterns compare equal there: −0 and +0. A row with a −0 or a NaN
+ * (whose order only TF.js's sort defines) gets a NaN, and the caller takes TF.js's top-k instead.
+ */
+__attribute__((export_name("kth_smallest")))
+void kth_smallest(const float *x, float *scratch, float *out, int rows, int n, int k) {
+  for (int r = 0; r < rows; r++) {
+    const float *row = x + r * n;
+    int odd = 0;
+    for (int i = 0; i < n; i++) {
+      const float v = row[i];
+      odd |= v != v || (v == 0.0f && __builtin_signbit(v));
+      scratch[i] = v;
+    }
+    if (odd) {
+      out[r] = __builtin_nanf("");
+      continue;
+    }
+    int lo = 0, hi = n - 1;
+    const int target = k - 1;
+    while (lo < hi) {
+      /* Median of three as the pivot, which also keeps sorted rows from the worst case. */
+      const int mid = lo + (hi - lo) / 2;
+      if (scratch[mid] < scratch[lo]) swap(scratch, mid, lo);
+      if (scratch[hi] < scratch[lo]) swap(scratch, hi, lo);
+      if (scratch[hi] < scratch[mid]) swap(scratch, hi, mid);
+      const float pivot = scratch[mid];
+      int i = lo, j = hi;
+      while (i <= j) {
+        while (scratch[i] < pivot) i++;
+        while (scratch[j] > pivot) j--;
+        if (i <= j) {
+          swap(scratch, i, j);
+          i++;
+          j--;
+        }
+      }
+      if (target <= j) hi = j;
+      else if (target >= i) lo = i;
+      else break;
+    }
+    out[r] = scratch[target];
+  }
+}
