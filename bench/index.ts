@@ -54,8 +54,8 @@ const parts = new Set<Part>(parseParts(opts.only));
 
 // Default sizes keep the whole run under ~6 minutes on 2 shared cores (dcgan steps dominate).
 const M = opts.quick
-  ? { rounds: 2, trainSteps: 3, warmup: 1, qRounds: 3, httpSeconds: 3 }
-  : { rounds: 7, trainSteps: 8, warmup: 3, qRounds: 7, httpSeconds: 10 };
+  ? { rounds: 2, trainSteps: 3, warmup: 1, roundWarmup: 0, settleMs: 0, qRounds: 3, httpSeconds: 3 }
+  : { rounds: 7, trainSteps: 8, warmup: 3, roundWarmup: 8, settleMs: 250, qRounds: 7, httpSeconds: 10 };
 
 const loadStart = os.loadavg();
 const config = loadConfig();
@@ -178,6 +178,21 @@ function qgateTrainer(arch: Architecture, lambda: number, quality: Quality, real
   };
 }
 
+/**
+ * Each side's turn in a round is a pause, M.roundWarmup untimed steps, then M.trainSteps timed ones,
+ * so that both are timed in the steady state of a training run rather than just after the other's
+ * turn (measured on 2026-12-04, 2-core KVM guest):
+ * - PyTorch's threads (OpenMP's and OpenBLAS's) spin after its steps: its 2-thread reference burned
+ *   110 ms of CPU in the 300 ms after a burst of matmuls (its 1-thread one 0.1 ms, qgate's wasm pool
+ *   1.4 ms), so what ran next shared a core with it: qgate's MLP steps timed right after it took
+ *   8–17 ms where they took 4–6 ms after qgate's own work. The pause lets that spinning end.
+ * - After any idle moment, the first ~50 ms of work run slow: 8 MLP steps timed after 250 ms idle
+ *   had a median of 7.3 ms on 2 wasm threads (4.7–5.4 on one), 6.1 after 2 untimed steps and
+ *   3.8–4.3 after 8, the same as in continuous training (4.0). Waking the idle second vCPU for
+ *   every parallel kernel is the likely cause; the untimed steps cover it for both sides.
+ */
+const settle = () => new Promise<void>((resolve) => setTimeout(resolve, M.settleMs));
+
 async function benchTrain(quality: Quality, results: BenchResults): Promise<void> {
   // PyTorch on one thread (the yardstick issue 5 was filed with) and, when qgate's backend runs on
   // more, on as many as qgate: the ratio is taken against whichever is faster, so using more cores
@@ -211,12 +226,16 @@ async function benchTrain(quality: Quality, results: BenchResults): Promise<void
       let torchParams: [number, number] | undefined;
       for (let r = 0; r < M.rounds; r++) {
         // Rounds alternate which side goes first, so a load change within a round hits both.
-        const runQgate = () => Array.from({ length: M.trainSteps }, () => plain.step());
+        const runQgate = () => {
+          for (let i = 0; i < M.roundWarmup; i++) plain.step();
+          return Array.from({ length: M.trainSteps }, () => plain.step());
+        };
         /** Each PyTorch configuration's steps; returns the faster one's median for this round. */
         const runTorch = async (): Promise<number | undefined> => {
           let best: number | undefined;
           for (const { threads, ref } of torches) {
-            const reply = await ref.steps(arch, M.trainSteps, r === 0 ? M.warmup : 0);
+            await settle();
+            const reply = await ref.steps(arch, M.trainSteps, M.roundWarmup + (r === 0 ? M.warmup : 0));
             torchParams = [reply.params_g, reply.params_d];
             torchTimes.get(threads)!.push(...reply.times_ms);
             best = Math.min(best ?? Infinity, median(reply.times_ms));
@@ -225,7 +244,15 @@ async function benchTrain(quality: Quality, results: BenchResults): Promise<void
         };
         let q: number[];
         let t: number | undefined;
-        if (r % 2 === 0) { q = runQgate(); t = await runTorch(); } else { t = await runTorch(); q = runQgate(); }
+        if (r % 2 === 0) {
+          await settle();
+          q = runQgate();
+          t = await runTorch();
+        } else {
+          t = await runTorch();
+          await settle();
+          q = runQgate();
+        }
         times.plain.push(...q);
         if (t !== undefined) roundRatios.push(median(q) / t);
         times.penalized.push(...Array.from({ length: M.trainSteps }, () => penalized.step()));
@@ -406,10 +433,26 @@ async function benchHttp(results: BenchResults): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * The CPU's name with its family and model where Linux tells them: virtual machines often report
+ * only "AMD EPYC", and two EPYC generations here ran the same bench up to twice apart, so the
+ * absolute figures (Q's images/s, HTTP) mean little without it.
+ */
+async function cpuDescription(): Promise<string> {
+  const name = os.cpus()[0]?.model ?? 'unknown CPU';
+  const info = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
+  const field = (key: string): string | undefined => new RegExp(`^${key}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
+  const family = field('cpu family');
+  const model = field('model');
+  if (family === undefined || model === undefined) return name;
+  const avx512 = /\bavx512f\b/.test(field('flags') ?? '') ? ', AVX-512' : '';
+  return `${name} (family ${family}, model ${model}${avx512})`;
+}
+
 const results: BenchResults = {
   date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
   command: commandLine(),
-  machine: { cpu: os.cpus()[0]?.model ?? 'unknown CPU', cores: os.cpus().length, loadStart, loadEnd: [] },
+  machine: { cpu: await cpuDescription(), cores: os.cpus().length, loadStart, loadEnd: [] },
   versions: {
     node: process.version,
     tfjs: tf.version.tfjs,

@@ -98,7 +98,7 @@ export interface BenchResults {
   machine: Machine;
   versions: Versions;
   /** Rounds and steps as run (for the doc's method line). */
-  method: { rounds: number; trainSteps: number; warmup: number; qRounds: number; httpSeconds: number };
+  method: { rounds: number; trainSteps: number; warmup: number; roundWarmup: number; settleMs: number; qRounds: number; httpSeconds: number };
   /** Why the PyTorch reference did not run, when it did not. */
   torchSkipped?: string | undefined;
   train?: TrainRow[] | undefined;
@@ -212,7 +212,7 @@ export function renderResults(r: BenchResults): string {
     ['Node', v.node],
     ['TF.js', `${v.tfjs}, backend ${v.backend}${v.backendDetail ? ` (${v.backendDetail})` : ''}`],
     ['PyTorch reference', v.torch ? `torch ${v.torch}, Python ${v.python ?? '?'}, ${(v.torchThreads ?? [1]).map(threadsText).join(' and ')}, BLAS ${v.blas ?? '?'}` : `skipped: ${r.torchSkipped ?? 'not run'}`],
-    ['method', `train: ${r.method.rounds} rounds × ${r.method.trainSteps} steps per side after ${r.method.warmup} warm-up, qgate and PyTorch alternating; Q and generate: median of ${r.method.qRounds} rounds; HTTP: autocannon ${r.method.httpSeconds} s per endpoint`],
+    ['method', `train: ${r.method.rounds} rounds × ${r.method.trainSteps} steps per side after ${r.method.warmup} warm-up, qgate and PyTorch alternating, each turn ${r.method.settleMs} ms idle and ${r.method.roundWarmup} untimed steps before the timed ones; Q and generate: median of ${r.method.qRounds} rounds; HTTP: autocannon ${r.method.httpSeconds} s per endpoint`],
   ]));
   out.push('', '### Targets (issue 5)', '');
   out.push(markdownTable(['target', 'measured', 'verdict'], evaluateTargets(r).map((t) => [t.target, t.measured, t.verdict])));
