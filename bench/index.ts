@@ -54,8 +54,8 @@ const parts = new Set<Part>(parseParts(opts.only));
 
 // Default sizes keep the whole run under ~6 minutes on 2 shared cores (dcgan steps dominate).
 const M = opts.quick
-  ? { rounds: 2, trainSteps: 3, warmup: 1, roundWarmup: 0, settleMs: 0, qRounds: 3, httpSeconds: 3 }
-  : { rounds: 7, trainSteps: 8, warmup: 3, roundWarmup: 8, settleMs: 250, qRounds: 7, httpSeconds: 10 };
+  ? { quick: true, rounds: 2, trainSteps: 3, warmup: 1, roundWarmup: 0, settleMs: 0, qRounds: 3, httpSeconds: 3 }
+  : { quick: false, rounds: 7, trainSteps: 8, warmup: 3, roundWarmup: 8, settleMs: 250, qRounds: 7, httpSeconds: 10 };
 
 const loadStart = os.loadavg();
 const config = loadConfig();

@@ -98,7 +98,7 @@ export interface BenchResults {
   machine: Machine;
   versions: Versions;
   /** Rounds and steps as run (for the doc's method line). */
-  method: { rounds: number; trainSteps: number; warmup: number; roundWarmup: number; settleMs: number; qRounds: number; httpSeconds: number };
+  method: { quick: boolean; rounds: number; trainSteps: number; warmup: number; roundWarmup: number; settleMs: number; qRounds: number; httpSeconds: number };
   /** Why the PyTorch reference did not run, when it did not. */
   torchSkipped?: string | undefined;
   train?: TrainRow[] | undefined;
@@ -215,6 +215,7 @@ export function renderResults(r: BenchResults): string {
     ['method', `train: ${r.method.rounds} rounds × ${r.method.trainSteps} steps per side after ${r.method.warmup} warm-up, qgate and PyTorch alternating, each turn ${r.method.settleMs} ms idle and ${r.method.roundWarmup} untimed steps before the timed ones; Q and generate: median of ${r.method.qRounds} rounds; HTTP: autocannon ${r.method.httpSeconds} s per endpoint`],
   ]));
   out.push('', '### Targets (issue 5)', '');
+  if (r.method.quick) out.push('A `--quick` smoke run: too few steps, no idle or untimed steps between turns, and short HTTP runs, so these verdicts say little. Run without `--quick` for figures.', '');
   out.push(markdownTable(['target', 'measured', 'verdict'], evaluateTargets(r).map((t) => [t.target, t.measured, t.verdict])));
 
   out.push('', '### Training step, batch 64 (one D step + one G step)', '');

@@ -102,7 +102,7 @@ describe('bench report', () => {
       date: '2026-01-01T00:00:00Z', command: 'npm run bench -- --quick',
       machine: { cpu: 'Test CPU', cores: 2, loadStart: [1, 1, 1], loadEnd: [2, 2, 2] },
       versions: { node: 'v20', tfjs: '4.22.0', backend: 'wasm', threads: 1 },
-      method: { rounds: 1, trainSteps: 1, warmup: 0, roundWarmup: 0, settleMs: 0, qRounds: 1, httpSeconds: 1 },
+      method: { quick: false, rounds: 1, trainSteps: 1, warmup: 0, roundWarmup: 0, settleMs: 0, qRounds: 1, httpSeconds: 1 },
       torchSkipped: 'no python with torch', train: [train('mlp', 20)], notes: ['a note'],
     };
     const text = renderResults(r);
@@ -110,5 +110,8 @@ describe('bench report', () => {
       assert.ok(text.includes(s), s);
     }
     assert.match(text, /\| mlp \| 20\.0 \| skipped \| — \|/);
+    assert.ok(!text.includes('smoke run'));
+    const quick = renderResults({ ...r, method: { ...r.method, quick: true } });
+    assert.match(quick, /### Targets \(issue 5\)\n\nA `--quick` smoke run: too few steps/);
   });
 });
