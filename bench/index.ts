@@ -184,8 +184,9 @@ function qgateTrainer(arch: Architecture, lambda: number, quality: Quality, real
  * turn (measured on 2026-12-04, 2-core KVM guest):
  * - PyTorch's threads (OpenMP's and OpenBLAS's) spin after its steps: its 2-thread reference burned
  *   110 ms of CPU in the 300 ms after a burst of matmuls (its 1-thread one 0.1 ms, qgate's wasm pool
- *   1.4 ms), so what ran next shared a core with it: qgate's MLP steps timed right after it took
- *   8–17 ms where they took 4–6 ms after qgate's own work. The pause lets that spinning end.
+ *   1.4 ms), so what ran next shared a core with it: in two rounds where qgate's MLP steps came
+ *   right after it, every step took 7.6–16.8 ms, where rounds that started with qgate had medians
+ *   of 4–8 ms. The pause lets that spinning end.
  * - After any idle moment, the first ~50 ms of work run slow: 8 MLP steps timed after 250 ms idle
  *   had a median of 7.3 ms on 2 wasm threads (4.7–5.4 on one), 6.1 after 2 untimed steps and
  *   3.8–4.3 after 8, the same as in continuous training (4.0). Waking the idle second vCPU for
