@@ -29,7 +29,7 @@ import { ARCHITECTURES, buildDiscriminator, buildGenerator, makeOptimizer, quali
 import { DEFAULT_LEARNING_RATES } from '../src/train/run.ts';
 import { summarizeProfile } from './profile.ts';
 import {
-  median, parseParts, renderResults, replaceSection,
+  describeCpu, median, parseParts, renderResults, replaceSection,
   type BenchResults, type HttpRow, type Part, type ThroughputRow, type TrainRow,
 } from './report.ts';
 
@@ -434,26 +434,10 @@ async function benchHttp(results: BenchResults): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 
-/**
- * The CPU's name with its family and model where Linux tells them: virtual machines often report
- * only "AMD EPYC", and two EPYC generations here ran the same bench up to twice apart, so the
- * absolute figures (Q's images/s, HTTP) mean little without it.
- */
-async function cpuDescription(): Promise<string> {
-  const name = os.cpus()[0]?.model ?? 'unknown CPU';
-  const info = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
-  const field = (key: string): string | undefined => new RegExp(`^${key}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
-  const family = field('cpu family');
-  const model = field('model');
-  if (family === undefined || model === undefined) return name;
-  const avx512 = /\bavx512f\b/.test(field('flags') ?? '') ? ', AVX-512' : '';
-  return `${name} (family ${family}, model ${model}${avx512})`;
-}
-
 const results: BenchResults = {
   date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
   command: commandLine(),
-  machine: { cpu: await cpuDescription(), cores: os.cpus().length, loadStart, loadEnd: [] },
+  machine: { cpu: describeCpu(os.cpus()[0]?.model ?? 'unknown CPU', await readFile('/proc/cpuinfo', 'utf8').catch(() => '')), cores: os.cpus().length, loadStart, loadEnd: [] },
   versions: {
     node: process.version,
     tfjs: tf.version.tfjs,

@@ -303,6 +303,20 @@ export function replaceSection(doc: string | undefined, generated: string): stri
 }
 
 /** `--only train,q` → the parts to run; unknown names are an error naming the valid ones. */
+/**
+ * The CPU's name with its family and model, where /proc/cpuinfo's text gives them: virtual machines
+ * often report only "AMD EPYC", and two EPYC generations here ran the same bench up to twice apart,
+ * so the absolute figures (Q's images/s, HTTP) mean little without them.
+ */
+export function describeCpu(name: string, cpuinfo: string): string {
+  const field = (key: string): string | undefined => new RegExp(`^${key}\\s*:\\s*(.*)$`, 'm').exec(cpuinfo)?.[1]?.trim();
+  const family = field('cpu family');
+  const model = field('model');
+  if (family === undefined || model === undefined) return name;
+  const avx512 = /\bavx512f\b/.test(field('flags') ?? '') ? ', AVX-512' : '';
+  return `${name} (family ${family}, model ${model}${avx512})`;
+}
+
 export function parseParts(spec: string | undefined): Part[] {
   if (spec === undefined || spec.trim() === '') return [...PARTS];
   const parts = spec.split(',').map((s) => s.trim()).filter(Boolean);

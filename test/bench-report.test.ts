@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  BEGIN, bestTorch, END, evaluateTargets, formatMs, formatRatio, markdownTable, median, paramsMatch, parseParts,
+  BEGIN, bestTorch, describeCpu, END, evaluateTargets, formatMs, formatRatio, markdownTable, median, paramsMatch, parseParts,
   renderResults, replaceSection, stepRatio, type BenchResults, type HttpRow, type TrainRow,
 } from '../bench/report.ts';
 
@@ -110,8 +110,18 @@ describe('bench report', () => {
       assert.ok(text.includes(s), s);
     }
     assert.match(text, /\| mlp \| 20\.0 \| skipped \| — \|/);
+    assert.ok(text.includes('each turn 0 ms idle and 0 untimed steps before the timed ones'));
     assert.ok(!text.includes('smoke run'));
     const quick = renderResults({ ...r, method: { ...r.method, quick: true } });
     assert.match(quick, /### Targets \(issue 5\)\n\nA `--quick` smoke run: too few steps/);
+  });
+
+  test('the machine row names the CPU family and model that /proc/cpuinfo gives', () => {
+    const cpuinfo = 'processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n\nprocessor\t: 1\ncpu family\t: 26\n';
+    assert.equal(describeCpu('AMD EPYC', cpuinfo), 'AMD EPYC (family 26, model 2, AVX-512)');
+    assert.equal(describeCpu('Intel Xeon', cpuinfo.replace(' avx512f avx512bw', '')), 'Intel Xeon (family 26, model 2)');
+    // "model name" must not be read as "model"; without the fields (no Linux) the name stands alone.
+    assert.equal(describeCpu('Apple M2', 'model name\t: Apple M2\n'), 'Apple M2');
+    assert.equal(describeCpu('unknown CPU', ''), 'unknown CPU');
   });
 });
